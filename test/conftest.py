@@ -1,0 +1,55 @@
+"""Test-session set-up shared by all suites.
+
+Every test talks DDS only on this host (loopback and shared memory, no multicast) and in a ROS domain of
+its own session, so concurrent test runs on one machine never see each other's topics. Subprocesses
+inherit the same environment.
+"""
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO_ROOT / "config" / "fastdds_localhost.xml"))
+
+
+@pytest.fixture
+def ros_executor() -> Iterator["rclpy.executors.MultiThreadedExecutor"]:  # noqa: F821
+    """A fresh rclpy context with a multi-threaded executor spinning in a background thread.
+
+    Nodes created with ``context=executor.context`` and added to it are spun until the test ends.
+    """
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        yield executor
+    finally:
+        for node in list(executor.get_nodes()):
+            executor.remove_node(node)
+            node.destroy_node()
+        executor.shutdown(timeout_sec=5)
+        context.try_shutdown()
+        spinner.join(timeout=5)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
+    """Polls ``predicate`` until it is true or ``timeout`` (seconds) passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
