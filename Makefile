@@ -20,14 +20,17 @@ ROS_ENV := AMENT_PREFIX_PATH=$(VENV_ABS) CMAKE_PREFIX_PATH=$(VENV_ABS) \
 	ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST FASTDDS_DEFAULT_PROFILES_FILE=$(CURDIR)/config/fastdds_localhost.xml
 STAMP := $(VENV)/.mbrl_ros
 
-.PHONY: help setup check-tools build test test-fast lint demo demo-cartpole bench lock clean distclean
+PEER_VENV ?= .venv-peer
+
+.PHONY: help setup check-tools build test lint demo demo-cartpole bench peer lock clean distclean
 
 help:
 	@echo "make setup    create $(VENV) (ROS 2 wheels, torch CPU, MuJoCo, ...) and build + install mbrl_ros into it"
 	@echo "make test     run the test suite (builds first)"
 	@echo "make lint     ruff"
 	@echo "make demo     the Shadow hand learning under MPC (embedded graph)"
-	@echo "make bench    the benchmarks under bench/"
+	@echo "make bench    the benchmarks under bench/ (make peer first: they compare against mbrl-lib)"
+	@echo "make peer     the benchmark peer, mbrl-lib 0.2.0, in $(PEER_VENV)"
 	@echo "make lock     rewrite constraints.txt from the current venv"
 	@echo "make clean    remove the build directory; distclean also removes $(VENV)"
 
@@ -81,7 +84,17 @@ lint: $(STAMP).deps
 demo demo-cartpole: setup
 	@echo "The learning-loop demo is not built yet (issue: the learning loop as ROS 2 nodes)." >&2; exit 1
 
-bench: build
+$(PEER_VENV)/.mbrl_lib: bench/peer-requirements.txt | check-tools
+	@echo "==> creating $(PEER_VENV) with mbrl-lib 0.2.0 (the benchmark peer)"
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/pip install --quiet $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) torch==2.13.0
+	$(PEER_VENV)/bin/pip install --quiet --no-deps mbrl==0.2.0
+	$(PEER_VENV)/bin/pip install --quiet -r bench/peer-requirements.txt
+	@touch $@
+
+peer: $(PEER_VENV)/.mbrl_lib
+
+bench: build peer
 	@for b in bench/bench_*.py; do echo "==> $$b"; $(ROS_ENV) $(PY) $$b; done
 
 lock: $(STAMP).deps
@@ -92,4 +105,4 @@ clean:
 	rm -rf $(BUILD_DIR)
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(PEER_VENV)
