@@ -123,7 +123,9 @@ class MujocoBridge(Node):
 
         # Lockstep: a state topic's new subscriber gets the current state again (same stamp), so a controller that
         # starts after the bridge need not wait for the lockstep timeout.
-        events = PublisherEventCallbacks(matched=self._on_subscriber_matched) if self._mode == "lockstep" else None
+        events = None
+        if self._mode == "lockstep":
+            events = PublisherEventCallbacks(matched=self._on_subscriber_matched, use_default_callbacks=False)
 
         def state_publisher(message_type: type, topic: str) -> Any:
             return self.create_publisher(message_type, topic, STATE_QOS, event_callbacks=events)

@@ -73,6 +73,7 @@ class Simulation:
         )
         self.position_actuators = np.array([self._is_position_servo(a) for a in range(model.nu)], dtype=bool)
         self._renderers: dict[tuple[int, int], OffscreenRenderer] = {}
+        self._body_ids: dict[str, int] = {}
         self.reset()
 
     @classmethod
@@ -156,9 +157,12 @@ class Simulation:
         self.data.qvel[self._addresses(names, self._dof_address)] = velocities
 
     def _body(self, name: str) -> int:
-        body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, name)
-        if body < 0:
-            raise KeyError(f"no body named {name!r} in the model")
+        body = self._body_ids.get(name)
+        if body is None:
+            body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, name)
+            if body < 0:
+                raise KeyError(f"no body named {name!r} in the model")
+            self._body_ids[name] = body
         return body
 
     def body_pose(self, name: str) -> np.ndarray:

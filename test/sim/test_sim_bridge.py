@@ -1,8 +1,13 @@
 """The mujoco_bridge node over real DDS: lockstep handshake, determinism, trajectories, bad input, services."""
 
 import math
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,11 +39,25 @@ COMMANDS = "/forward_command_controller/commands"
 TRAJECTORY = "/forward_command_controller/joint_trajectory"
 
 
-def start_bridge(executor, **parameters) -> MujocoBridge:
-    overrides = [Parameter(name, value=value) for name, value in parameters.items()]
-    bridge = MujocoBridge(context=executor.context, parameter_overrides=overrides)
-    executor.add_node(bridge)
-    return bridge
+@pytest.fixture
+def start_bridge(ros_executor):
+    """Starts bridges on the test's executor; at the end takes them off it before destroying them, so that no
+    callback (the realtime timer fires every control period) runs on a node being destroyed."""
+    started = []
+
+    def start(**parameters) -> MujocoBridge:
+        overrides = [Parameter(name, value=value) for name, value in parameters.items()]
+        bridge = MujocoBridge(context=ros_executor.context, parameter_overrides=overrides)
+        ros_executor.add_node(bridge)
+        started.append(bridge)
+        return bridge
+
+    yield start
+    for bridge in started:
+        ros_executor.remove_node(bridge)
+    time.sleep(0.2)
+    for bridge in started:
+        bridge.destroy_node()
 
 
 class Driver:
@@ -96,10 +115,10 @@ class Driver:
             self._answer()
 
 
-def test_lockstep_handshake_steps_once_per_command_exactly_like_the_sim_layer(ros_executor):
+def test_lockstep_handshake_steps_once_per_command_exactly_like_the_sim_layer(ros_executor, start_bridge):
     task_options = {"episode_length": 12}
     actions = np.random.default_rng(2).uniform(*make_task("shadow_hand_cube").action_bounds, size=(20, 20))
-    start_bridge(ros_executor, task="shadow_hand_cube", mode="lockstep", seed=5, lockstep_timeout=0.0,
+    start_bridge(task="shadow_hand_cube", mode="lockstep", seed=5, lockstep_timeout=0.0,
                  **task_options)
     driver = Driver(ros_executor, make_task("shadow_hand_cube"),
                     policy=lambda k, state: command_message(actions[k]) if k < len(actions) else None)
@@ -138,10 +157,10 @@ def _trajectory(names, positions, seconds=0.0):
     return JointTrajectory(joint_names=list(names), points=[point])
 
 
-def test_joint_trajectories_are_mapped_onto_the_actuators_by_joint_name(ros_executor):
+def test_joint_trajectories_are_mapped_onto_the_actuators_by_joint_name(ros_executor, start_bridge):
     task = make_task("shadow_hand_cube")
     names, targets = ["robot0:THJ2", "robot0:WRJ1"], [0.2, -0.4]  # reversed with respect to actuator order
-    start_bridge(ros_executor, task="shadow_hand_cube", mode="lockstep", seed=1, lockstep_timeout=0.0)
+    start_bridge(task="shadow_hand_cube", mode="lockstep", seed=1, lockstep_timeout=0.0)
     driver = Driver(ros_executor, task, policy=lambda k, state: _trajectory(names, targets) if k < 3 else None)
     driver.start()
     assert wait_for(lambda: len(driver.states) == 4, timeout=30)
@@ -173,8 +192,8 @@ bad_trajectories = st.builds(
 
 
 @pytest.fixture
-def realtime_cartpole(ros_executor):
-    bridge = start_bridge(ros_executor, task="cartpole_swingup", mode="realtime", command_timeout=100.0)
+def realtime_cartpole(ros_executor, start_bridge):
+    bridge = start_bridge(task="cartpole_swingup", mode="realtime", command_timeout=100.0)
     driver = Driver(ros_executor, bridge.task)
     driver.start()
     driver.commands.publish(command_message(np.array([1.5])))
@@ -205,8 +224,8 @@ def test_without_commands_the_robot_holds_position_and_runtime_parameters_are_ch
     assert bridge.rejected_messages.total() == 0
 
 
-def test_realtime_mode_publishes_clock_and_its_real_time_factor(ros_executor):
-    bridge = start_bridge(ros_executor, task="cartpole_swingup", mode="realtime")
+def test_realtime_mode_publishes_clock_and_its_real_time_factor(ros_executor, start_bridge):
+    bridge = start_bridge(task="cartpole_swingup", mode="realtime")
     node = rclpy.create_node("listener", context=ros_executor.context)
     clocks, factors = [], []
     node.create_subscription(Clock, "/clock", clocks.append, QOS)
@@ -218,9 +237,9 @@ def test_realtime_mode_publishes_clock_and_its_real_time_factor(ros_executor):
     assert bridge.rejected_messages.total() == 0
 
 
-def test_reset_and_pause_services(ros_executor):
+def test_reset_and_pause_services(ros_executor, start_bridge):
     task = make_task("cartpole_swingup")
-    start_bridge(ros_executor, task="cartpole_swingup", mode="lockstep", seed=20, lockstep_timeout=0.0)
+    start_bridge(task="cartpole_swingup", mode="lockstep", seed=20, lockstep_timeout=0.0)
     answered = {"count": 0}
 
     def policy(k: int, state: np.ndarray):
@@ -250,9 +269,9 @@ def test_reset_and_pause_services(ros_executor):
                     timeout=10)
 
 
-def test_the_camera_publishes_the_same_frames_as_the_sim_layer_with_the_state_stamp(ros_executor):
+def test_the_camera_publishes_the_same_frames_as_the_sim_layer_with_the_state_stamp(ros_executor, start_bridge):
     task = make_task("cartpole_swingup")
-    start_bridge(ros_executor, task="cartpole_swingup", mode="lockstep", seed=4, lockstep_timeout=0.0,
+    start_bridge(task="cartpole_swingup", mode="lockstep", seed=4, lockstep_timeout=0.0,
                  camera_enabled=True, camera_width=48, camera_height=32)
     driver = Driver(ros_executor, task, image=True)
     assert wait_for(lambda: driver.images and driver.states, timeout=20)
@@ -269,11 +288,29 @@ def test_the_camera_publishes_the_same_frames_as_the_sim_layer_with_the_state_st
     ({"command_timeout": -1.0}, "command_timeout"),
     ({"episode_length": -3}, "episode_length"),
 ])
-def test_unusable_start_up_parameters_are_refused_with_a_reason(ros_executor, parameters, message):
+def test_unusable_start_up_parameters_are_refused_with_a_reason(ros_executor, start_bridge, parameters, message):
     with pytest.raises(ValueError, match=message):
-        start_bridge(ros_executor, **parameters)
+        start_bridge(**parameters)
 
 
 def test_the_executable_exits_with_a_message_on_bad_parameters(capsys):
     assert main(["mujoco_bridge", "--ros-args", "-p", "mode:=fast"]) == 2
     assert "mode must be one of" in capsys.readouterr().err
+
+
+def test_the_installed_executable_runs_lockstep_in_its_own_process(ros_executor):
+    task = make_task("reacher")
+    actions = np.random.default_rng(9).uniform(*task.action_bounds, size=(8, 2))
+    executable = Path(sys.prefix) / "lib" / "mbrl_ros" / "mujoco_bridge"
+    process = subprocess.Popen([str(executable), "--ros-args", "-p", "task:=reacher", "-p", "mode:=lockstep",
+                                "-p", "seed:=3", "-p", "lockstep_timeout:=0.0"])
+    try:
+        driver = Driver(ros_executor, task, policy=lambda k, state: command_message(actions[k]) if k < 8 else None)
+        driver.start()
+        assert wait_for(lambda: len(driver.states) == 9, timeout=60), len(driver.states)
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0, "the node should shut down cleanly on Ctrl-C"
+    simulation = TaskSimulation(task, seed=3)
+    expected = [simulation.state()] + [simulation.step(action).next_state for action in actions]
+    np.testing.assert_allclose(np.array([s for _, s in driver.states]), np.array(expected), rtol=0, atol=1e-12)
