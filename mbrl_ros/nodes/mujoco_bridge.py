@@ -359,6 +359,11 @@ def main(argv: list[str] | None = None) -> int:
             rclpy.spin(node)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except Exception:
+            # SIGINT/SIGTERM shut the context down from a signal handler, possibly while a callback was
+            # publishing: whatever that callback raises then is part of the shutdown, not an error.
+            if rclpy.ok():
+                raise
         finally:
             node.destroy_node()
     return 0
