@@ -1,0 +1,5 @@
+"""The control side of the loop, ROS-free: the safety layer and the planner's runtime around MPC."""
+
+from mbrl_ros.control.safety import CommandLimits, FilteredCommand, SafetyFilter
+
+__all__ = ["CommandLimits", "FilteredCommand", "SafetyFilter"]
