@@ -1,5 +1,5 @@
-"""Tabular model-based RL, numpy only: dynamic programming on a known MDP (Sutton & Barto ch. 4) on
-gridworlds built from text maps.
+"""Tabular model-based RL, numpy only: dynamic programming on a known MDP (Sutton & Barto ch. 4) and Dyna-Q
+with a learned tabular model (ch. 8), on gridworlds built from text maps.
 
 The names below are imported from their modules on first use, so that ``mbrl-ros --help``, which imports
 this package's ``cli`` module, does not pay for numpy.
@@ -8,6 +8,7 @@ this package's ``cli`` module, does not pay for numpy.
 import importlib
 
 _MODULE_OF = {
+    **dict.fromkeys(("DynaQ", "TabularEnv", "TabularModel", "dyna_q_curves", "dyna_q_steps_per_episode"), "dyna"),
     **dict.fromkeys(
         (
             "Evaluation",
