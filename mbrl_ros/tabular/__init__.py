@@ -8,6 +8,7 @@ this package's ``cli`` module, does not pay for numpy.
 import importlib
 
 _MODULE_OF = {
+    **dict.fromkeys(("plot_steps_per_episode", "read_steps_csv", "write_steps_csv"), "curves"),
     **dict.fromkeys(("DynaQ", "TabularEnv", "TabularModel", "dyna_q_curves", "dyna_q_steps_per_episode"), "dyna"),
     **dict.fromkeys(
         (
