@@ -145,7 +145,8 @@ def policy_iteration(
     It starts from the equiprobable random policy (with ``discount = 1`` an arbitrary deterministic policy
     may never terminate and have no finite value) and evaluates each next policy starting from the previous
     values. A state keeps its action unless another is better by more than ``100 * tol``, the scale of the
-    evaluation error, so ties between equally good actions cannot make it cycle.
+    evaluation error: otherwise that error makes equally good actions look better by turns, and it switches
+    between them for many more iterations.
 
     Args:
         mdp: the model.

@@ -103,12 +103,31 @@ def test_value_iteration_greedy_policy_is_optimal_on_example_4_1():
     np.testing.assert_array_equal(greedy_actions(solution.action_values)[non_terminal], closer[non_terminal])
 
 
-def test_policy_iteration_is_stable_despite_ties_on_example_4_1():
-    world = example_4_1()
-    solution = policy_iteration(world.mdp)
+SYMMETRIC_MAP = "\n".join(["G......", *["......."] * 5, "......G"])  # ties everywhere off the diagonals
+
+
+@pytest.mark.parametrize(
+    ("text", "slip", "discount", "tol"),
+    [
+        (None, 0.0, 1.0, 1e-8),
+        (SYMMETRIC_MAP, 0.1, 0.9, 1e-8),
+        (SYMMETRIC_MAP, 0.1, 1.0, 1e-4),
+        (SYMMETRIC_MAP, 0.3, 1.0, 1e-8),
+    ],
+    ids=["example-4.1", "slip-discounted", "slip-loose-tol", "slip-undiscounted"],
+)
+def test_policy_iteration_does_not_churn_between_equally_good_actions(text, slip, discount, tol):
+    world = (
+        example_4_1()
+        if text is None
+        else make_gridworld(text, step_reward=-1, goal_reward=-1, discount=discount, slip=slip)
+    )
+    solution = policy_iteration(world.mdp, tol=tol)
     assert solution.converged
-    assert solution.iterations <= 4, "policy iteration kept switching between equally good actions"
-    np.testing.assert_allclose(solution.values, value_iteration(world.mdp).values, atol=1e-6)
+    # Evaluation error (~tol) makes tied actions look better by turns; switching on it takes 4-18 iterations here.
+    assert solution.iterations <= 3, "policy iteration kept switching between equally good actions"
+    optimal = value_iteration(world.mdp, tol=1e-10).values
+    np.testing.assert_allclose(solution.values, optimal, atol=1e-6 if discount < 1 else 1e-2)
 
 
 @pytest.mark.parametrize("seed", range(8))
