@@ -83,7 +83,7 @@ def policy_evaluation(
     max_sweeps: int = 100_000,
     initial_values: np.ndarray | None = None,
 ) -> Evaluation:
-    """Iterative policy evaluation: ``V <- r_pi + gamma * P_pi V`` until a sweep changes V by less than ``tol``.
+    """Iterative policy evaluation: ``V <- sum_a pi(a|s) (R + gamma P V)`` until a sweep changes V by under ``tol``.
 
     Args:
         mdp: the model.
@@ -98,14 +98,15 @@ def policy_evaluation(
     """
     probabilities = _checked_policy(mdp, policy)
     _check_limits(tol, max_sweeps)
-    policy_transitions = np.einsum("sa,sat->st", probabilities, mdp.transitions)  # (S, S)
     policy_rewards = np.einsum("sa,sa->s", probabilities, mdp.rewards)  # (S,)
     values = np.zeros(mdp.n_states) if initial_values is None else np.array(initial_values, dtype=np.float64)
     if values.shape != (mdp.n_states,):
         raise ValueError(f"initial_values must have shape ({mdp.n_states},), got {values.shape}")
     delta = np.inf
     for sweep in range(1, max_sweeps + 1):
-        new_values = policy_rewards + mdp.discount * (policy_transitions @ values)
+        new_values = policy_rewards + mdp.discount * np.einsum(
+            "sa,sa->s", probabilities, mdp.expected_next_values(values)
+        )
         delta = float(np.max(np.abs(new_values - values)))
         values = new_values
         if delta < tol:

@@ -4,11 +4,14 @@ Terminal states are absorbing with zero reward (Sutton & Barto's convention for 
 dynamic-programming code needs no special case for them: their values stay 0.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 _PROBABILITY_ATOL = 1e-8  # how far a row of P may sum from 1 (rounding in hand-written or computed tables)
+# Backups gather over successor lists when rows have at most 1/_SPARSE_RATIO of S non-zeros: a gather costs
+# roughly that many times a matrix-vector product's multiply-add on these CPUs.
+_SPARSE_RATIO = 16
 
 
 @dataclass(frozen=True)
@@ -16,7 +19,9 @@ class TabularMDP:
     """A finite Markov decision process with S states and A actions.
 
     Construction validates the arrays and stores read-only float64 (bool for ``terminal``) copies; an
-    invalid MDP raises ``ValueError`` naming the first offending entry.
+    invalid MDP raises ``ValueError`` naming the first offending entry. When few next states are possible
+    (gridworlds: at most five), it also keeps each row's successors, so that a backup costs O(S A k) for k
+    successors rather than the O(S^2 A) of a dense product.
 
     Attributes:
         transitions: (S, A, S) ``P[s, a, s']``, the probability of ``s'`` after action ``a`` in ``s``.
@@ -30,6 +35,8 @@ class TabularMDP:
     rewards: np.ndarray
     discount: float
     terminal: np.ndarray | None = None
+    _successor_states: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _successor_probabilities: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         transitions = _as_float_array(self.transitions, "transitions")
@@ -60,6 +67,20 @@ class TabularMDP:
             value.flags.writeable = False
             object.__setattr__(self, name, value)
         object.__setattr__(self, "discount", discount)
+        nonzero = transitions > 0.0
+        counts = nonzero.sum(axis=2)  # (S, A) successors of each pair
+        width = int(counts.max())
+        if width * _SPARSE_RATIO <= n_states:
+            pair_state, pair_action, next_state = np.nonzero(nonzero)  # row-major: each row's successors in order
+            first_of_row = np.cumsum(counts.ravel()) - counts.ravel()
+            rank = np.arange(len(next_state)) - np.repeat(first_of_row, counts.ravel())
+            successors = np.zeros((n_states, n_actions, width), dtype=np.intp)  # padding: state 0 ...
+            probabilities = np.zeros((n_states, n_actions, width))  # ... with probability 0
+            successors[pair_state, pair_action, rank] = next_state
+            probabilities[pair_state, pair_action, rank] = transitions[pair_state, pair_action, next_state]
+            for name, value in (("_successor_states", successors), ("_successor_probabilities", probabilities)):
+                value.flags.writeable = False
+                object.__setattr__(self, name, value)
 
     @property
     def n_states(self) -> int:
@@ -68,6 +89,12 @@ class TabularMDP:
     @property
     def n_actions(self) -> int:
         return self.transitions.shape[1]
+
+    def expected_next_values(self, values: np.ndarray) -> np.ndarray:
+        """``sum_s' P[s, a, s'] V[s']``: (S,) state values -> (S, A)."""
+        if self._successor_states is None:
+            return self.transitions @ values
+        return np.einsum("sak,sak->sa", self._successor_probabilities, values[self._successor_states])
 
 
 def action_values(mdp: TabularMDP, values: np.ndarray) -> np.ndarray:
@@ -79,7 +106,7 @@ def action_values(mdp: TabularMDP, values: np.ndarray) -> np.ndarray:
     Returns:
         (S, A) action values Q.
     """
-    return mdp.rewards + mdp.discount * (mdp.transitions @ values)
+    return mdp.rewards + mdp.discount * mdp.expected_next_values(values)
 
 
 def _as_float_array(array: np.ndarray, name: str) -> np.ndarray:

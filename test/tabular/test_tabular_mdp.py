@@ -21,6 +21,19 @@ def test_action_values_are_one_bellman_backup():
     np.testing.assert_allclose(q, [[3.0, 3.0], [0.0, 0.0]])
 
 
+@pytest.mark.parametrize(("n_states", "successors"), [(64, 1), (64, 4), (40, 40)], ids=["one", "few", "dense"])
+def test_expected_next_values_equal_the_dense_product(n_states, successors):
+    rng = np.random.default_rng(n_states + successors)
+    transitions = np.zeros((n_states, 3, n_states))
+    for state, action in np.ndindex(n_states, 3):
+        next_states = rng.choice(n_states, size=rng.integers(1, successors + 1), replace=False)
+        transitions[state, action, next_states] = rng.dirichlet(np.ones(len(next_states)))
+    mdp = TabularMDP(transitions, rng.normal(size=(n_states, 3)), discount=0.9)
+    values = rng.normal(size=n_states)
+    np.testing.assert_allclose(mdp.expected_next_values(values), transitions @ values, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(action_values(mdp, values), mdp.rewards + 0.9 * transitions @ values, atol=1e-12)
+
+
 def test_arrays_are_copied_and_read_only():
     transitions, rewards = two_state_chain()
     mdp = TabularMDP(transitions, rewards, discount=0.9)
