@@ -69,14 +69,13 @@ def test_rendering_is_deterministic_for_equal_states_and_differs_for_different_o
 
 def test_a_renderer_can_be_driven_from_any_thread():
     simulation = TaskSimulation("cartpole_swingup", seed=0)
-    renderer = OffscreenRenderer(simulation.sim.model, 32, 24)
-    frames = [renderer.render(simulation.sim.data, "side")]
-    worker = threading.Thread(target=lambda: frames.append(renderer.render(simulation.sim.data, "side")))
-    worker.start()
-    worker.join()
+    with OffscreenRenderer(simulation.sim.model, 32, 24) as renderer:
+        frames = [renderer.render(simulation.sim.data, "side")]
+        worker = threading.Thread(target=lambda: frames.append(renderer.render(simulation.sim.data, "side")))
+        worker.start()
+        worker.join()
     assert frames[0].shape == (24, 32, 3)
     np.testing.assert_array_equal(frames[0], frames[1])
-    renderer.close()
     with pytest.raises(RuntimeError, match="close"):
         renderer.render(simulation.sim.data)
     with pytest.raises(ValueError, match="positive"):
