@@ -8,7 +8,7 @@ Those modules import heavy dependencies (torch, rclpy, mujoco) inside ``func`` o
 import argparse
 import importlib
 
-SUBCOMMANDS: tuple[str, ...] = ("mbrl_ros.tabular.cli",)
+SUBCOMMANDS: tuple[str, ...] = ("mbrl_ros.tabular.cli", "mbrl_ros.tasks.describe")
 
 
 def build_parser() -> argparse.ArgumentParser:
