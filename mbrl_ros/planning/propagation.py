@@ -225,14 +225,14 @@ class TrajectoryEvaluator:
             per_member = (rows // ensemble, ensemble)
             mean, variance = self.model.predict(x.view(*per_member, -1).transpose(0, 1),
                                                 action.view(*per_member, -1).transpose(0, 1))
-            disagreement = mean.std(dim=0, correction=0).mean(dim=-1).repeat_interleave(ensemble)
+            disagreement = _member_spread(mean).repeat_interleave(ensemble) if need_disagreement else zeros
             mean, variance = (None if v is None else v.transpose(0, 1).reshape(rows, -1) for v in (mean, variance))
             members = torch.arange(ensemble, device=x.device).repeat(rows // ensemble)
             self.model_steps += rows
         elif mode in ("expectation", "deterministic") or assignment is None or need_disagreement:
             means, variances = self.model.predict(x, action)  # (E, R, S): every member on every row
             self.model_steps += ensemble * rows
-            disagreement = means.std(dim=0, correction=0).mean(dim=-1) if ensemble > 1 else zeros
+            disagreement = _member_spread(means) if ensemble > 1 and need_disagreement else zeros
             if mode in ("expectation", "deterministic"):
                 mean, variance = means.mean(dim=0), None
                 members = torch.full((rows,), -1 if mode == "expectation" else 0, device=x.device)
@@ -260,3 +260,9 @@ class TrajectoryEvaluator:
             noise = sampling.normal(generators, (rows // batch, mean.shape[-1]), x.device, x.dtype)
             mean = mean + variance.sqrt() * noise.view(rows, -1)
         return mean, members, disagreement
+
+
+def _member_spread(means: Tensor) -> Tensor:
+    """(E, R, S) member predictions -> (R,) mean over S of their standard deviation over members."""
+    centred = means - means.mean(dim=0)
+    return centred.square().mean(dim=0).sqrt().mean(dim=-1)

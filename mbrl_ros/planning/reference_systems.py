@@ -130,7 +130,7 @@ _GRAVITY = 9.81  # (m/s^2)
 _CART_MASS = 1.0  # (kg)
 _POLE_MASS = 0.1  # (kg)
 _POLE_LENGTH = 0.6  # (m) hinge to tip
-_MAX_FORCE = 10.0  # (N) force on the cart at action 1
+_MAX_FORCE = 20.0  # (N) force on the cart at action 1
 _CONTROL_PERIOD = 0.05  # (seconds)
 _SUBSTEPS = 5  # semi-implicit Euler steps per control period
 _ACTION_COST = 0.01  # reward units per action^2
@@ -142,7 +142,7 @@ class CartpoleSwingUp:
 
     State (S=4): cart position x (m), pole angle theta (rad, 0 upright, positive tilting towards +x),
     cart velocity (m/s), pole angular velocity (rad/s). Action (A=1) in [-1, 1]: the force on the cart in
-    units of 10 N. Reward (PETS): ``exp(-|tip - (0, L)|^2 / L^2) - 0.01 a^2`` with the pole tip at
+    units of 20 N. Reward (PETS): ``exp(-|tip - (0, L)|^2 / L^2) - 0.01 a^2`` with the pole tip at
     ``(x + L sin theta, L cos theta)``: at most 1 per step, with the pole upright over the origin.
 
     Attributes:
