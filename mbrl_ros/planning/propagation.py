@@ -161,7 +161,7 @@ class TrajectoryEvaluator:
                 assignment = self._assign(generators, batch, count * particles, x.device)
             action = action_sequences[:, :, t, None, :].expand(-1, -1, particles, -1).reshape(rows, -1)
             next_x, members, disagreement = self._step(x, action, assignment, generators, batch,
-                                                       need_disagreement)
+                                                       need_disagreement, first=t == 0)
             reward = self.reward_fn(x, action, next_x)
             if reward.shape != (rows,):
                 raise ValueError(f"reward_fn returned shape {tuple(reward.shape)} for {rows} transitions; "
@@ -217,11 +217,25 @@ class TrajectoryEvaluator:
         return slot.reshape(-1), member.reshape(-1), block
 
     def _step(self, x: Tensor, action: Tensor, assignment: tuple[Tensor, Tensor, int] | None,
-              generators: Generators, batch: int, need_disagreement: bool) -> tuple[Tensor, Tensor, Tensor]:
-        """One model step of all rows: (next state (R, S), member (R,), disagreement (R,))."""
+              generators: Generators, batch: int, need_disagreement: bool,
+              first: bool) -> tuple[Tensor, Tensor, Tensor]:
+        """One model step of all rows: (next state (R, S), member (R,), disagreement (R,)).
+
+        On the first step the P particles of a candidate share state and action, so with more particles
+        than members each (candidate, member) pair is evaluated once (E instead of P rows per candidate).
+        """
         rows, ensemble, mode = x.shape[0], self.model.ensemble_size, self.propagation
         zeros = torch.zeros(rows, dtype=x.dtype, device=x.device)
-        if mode == "members":
+        if first and assignment is not None and ensemble < self.particles:
+            candidates = rows // self.particles
+            means, variances = self.model.predict(x[:: self.particles], action[:: self.particles])  # (E, C, S)
+            self.model_steps += ensemble * candidates
+            members = assignment[1]
+            candidate = torch.arange(rows, device=x.device) // self.particles
+            mean = means[members, candidate]
+            variance = None if variances is None else variances[members, candidate]
+            disagreement = _member_spread(means).repeat_interleave(self.particles) if need_disagreement else zeros
+        elif mode == "members":
             per_member = (rows // ensemble, ensemble)
             mean, variance = self.model.predict(x.view(*per_member, -1).transpose(0, 1),
                                                 action.view(*per_member, -1).transpose(0, 1))

@@ -98,6 +98,8 @@ def test_one_batched_forward_per_time_step(propagation, particles, rows):
     evaluator = TrajectoryEvaluator(model, point_reward(0.0), propagation=propagation, particles=particles)
     evaluator.returns(torch.zeros(BATCH, 1), torch.zeros(BATCH, CANDIDATES, HORIZON, 1), make_generators([0, 1]))
     assert len(model.calls) == HORIZON
+    if propagation.startswith("ts"):  # first step: the particles of a candidate share (s, a), each member
+        assert model.calls.pop(0) == (BATCH * CANDIDATES, 1)  # evaluates each candidate once
     for shape in model.calls:
         if len(shape) == 3:  # member blocks (E, rows per member, S), padded to a multiple of E
             assert shape[0] == 3 and 0 <= shape[0] * shape[1] - rows < 3 * BATCH
