@@ -77,8 +77,9 @@ def test_replan_every_k_executes_k_actions_of_each_plan():
 @pytest.mark.parametrize("optimizer", ["cem", "icem", "mppi", "random_shooting"])
 def test_acting_on_a_batch_equals_separate_controllers_with_the_same_seeds(optimizer):
     starts = TASK.initial_states(3, torch.Generator().manual_seed(2))
-    together = cartpole_mpc(optimizer=optimizer, optimizer_params={}, seed=10)
-    alone = [cartpole_mpc(optimizer=optimizer, optimizer_params={}, seed=10 + b) for b in range(3)]
+    params = {"population": 100}
+    together = cartpole_mpc(optimizer=optimizer, optimizer_params=params, seed=10)
+    alone = [cartpole_mpc(optimizer=optimizer, optimizer_params=params, seed=10 + b) for b in range(3)]
     states = starts.clone()
     for _ in range(4):
         actions = together.act(states)
