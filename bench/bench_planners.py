@@ -41,7 +41,7 @@ CHEAP_PLANNERS = {
     "icem": {"optimizer": "icem", "optimizer_params": {"population": 100, "iterations": 3}},
     "mppi": {"optimizer": "mppi", "optimizer_params": {"population": 300, "iterations": 1, "gamma": 10.0,
                                                        "sigma": 0.9, "beta": 0.6}},
-    "cem-70": {"optimizer": "cem", "optimizer_params": {"population": 70, "iterations": 5}},
+    "cem-65": {"optimizer": "cem", "optimizer_params": {"population": 65, "iterations": 5}},
 }
 
 

@@ -223,6 +223,8 @@ class MPC:
     def set_model(self, model: DynamicsModel) -> None:
         """Plans with ``model`` from the next plan on (the warm start is kept); rejects unfit models.
 
+        Not thread-safe with a running :meth:`plan`: a controller swaps models between plans.
+
         Raises:
             ValueError: the model's dimensions differ, it has non-finite parameters, or it does not suit the
                 propagation mode (e.g. an ensemble for 'deterministic').
@@ -264,7 +266,9 @@ class MPC:
             raise ValueError(f"shift_steps must be an integer >= 0, got {steps!r}")
         start, model_steps = time.perf_counter(), self.evaluator.model_steps
         initial_mean = self.warm_start_mean(batch, steps)
-        if self._plan is not None and steps > 0:
+        if not self.config.warm_start:
+            self.optimizer.reset()  # nothing carried over, iCEM's elites included
+        elif self._plan is not None and steps > 0:
             self.optimizer.shift(steps)
         with torch.no_grad():
             plan = self.optimizer.optimize(

@@ -133,7 +133,7 @@ class TrajectoryEvaluator:
 
     def returns(self, states: Tensor, action_sequences: Tensor, generators: Generators) -> Tensor:
         """Predicted returns (B, N) of ``action_sequences`` (B, N, H, A) from ``states`` (B, S)."""
-        return self._run(states, action_sequences, generators, record=False).returns
+        return self._run(states, action_sequences, generators, record=False)[0]
 
     def rollout(self, states: Tensor, action_sequences: Tensor, generators: Generators) -> Rollout:
         """Like :meth:`returns`, keeping every particle's trajectory and the disagreement at every step.
@@ -141,10 +141,12 @@ class TrajectoryEvaluator:
         The disagreement is measured with all members at each particle's input (one extra all-member
         forward per step in the ts modes), so it is meant for few candidates (the chosen plan, tests).
         """
-        return self._run(states, action_sequences, generators, record=True)
+        return self._run(states, action_sequences, generators, record=True)[1]
 
     @torch.no_grad()
-    def _run(self, states: Tensor, action_sequences: Tensor, generators: Generators, record: bool) -> Rollout:
+    def _run(self, states: Tensor, action_sequences: Tensor, generators: Generators,
+             record: bool) -> tuple[Tensor, Rollout | None]:
+        """Propagates all rows; returns the (B, N) returns and, with ``record``, the whole rollout."""
         batch, count, horizon, _ = self._check_inputs(states, action_sequences)
         particles, size = self.particles, self.state_dim
         rows = batch * count * particles
@@ -181,14 +183,14 @@ class TrajectoryEvaluator:
             x = next_x
         returns = total.view(batch, count, particles).mean(dim=-1)
         if not record:
-            return Rollout(*(torch.empty(0),) * 5, returns=returns)
+            return returns, None
 
         def stacked(key: str) -> Tensor:
             return torch.stack(history[key], dim=-1).view(batch, count, particles, -1)
 
         trajectories = torch.stack(history["states"], dim=1).view(batch, count, particles, horizon + 1, size)
-        return Rollout(trajectories, stacked("members"), stacked("rewards"), stacked("disagreement"),
-                       stacked("alive"), returns)
+        return returns, Rollout(trajectories, stacked("members"), stacked("rewards"), stacked("disagreement"),
+                                stacked("alive"), returns)
 
     def _check_inputs(self, states: Tensor, action_sequences: Tensor) -> tuple[int, int, int, int]:
         if states.ndim != 2 or states.shape[1] != self.state_dim:
