@@ -1,0 +1,167 @@
+"""Planner benchmarks (issue 4), as ratios against mbrl-lib 0.2.0 and bounds measured in the same run.
+
+    .venv/bin/python bench/bench_planners.py            # all: P1a, P1b, P2 (make peer first)
+    .venv/bin/python bench/bench_planners.py --quick    # a short smoke run
+    .venv/bin/python bench/bench_planners.py --only p2 --device cuda
+
+P1a  model steps per second of CEM at the PETS cartpole config (population 350, horizon 15, 5 iterations,
+     20 particles, TS-inf, 5-member 4 x 200 SiLU ensemble, untrained): ours against mbrl-lib's
+     TrajectoryOptimizerAgent + ModelEnv (goal >= 1.15), and against the matmul roofline of the same layer
+     shapes (goal >= 0.9). Rounds alternate ours, peer and roofline; medians are compared.
+P1b  closed-loop return on the cartpole swing-up with the true dynamics: mbrl-lib's CEM at the config above
+     (one particle: the dynamics are deterministic) against ours with at most 1/5 of its model evaluations
+     per action (iCEM, PDDM-MPPI, warm-started CEM with a small population); same start states.
+P2   plan time at the PDDM cube config (MPPI, 1000 samples, horizon 7, 3-member 2 x 250 ensemble, S=61,
+     A=20, every candidate through every member): replans per second against the goal of 10 (100 ms) on CPU,
+     100 (10 ms) on a GPU.
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import mlp_matmul_roofline, report, run_peer, set_threads
+
+from mbrl_ros.models import ProbabilisticEnsemble
+from mbrl_ros.planning import MPC
+from mbrl_ros.planning.reference_systems import CartpoleSwingUp
+
+PEER_SCRIPT = Path(__file__).resolve().parent / "peer" / "peer_planning.py"
+PETS_CARTPOLE = {"horizon": 15, "optimizer": "cem", "propagation": "ts_inf", "particles": 20,
+                 "optimizer_params": {"population": 350, "iterations": 5, "elites": 0.1, "alpha": 0.1}}
+PETS_LAYERS = [(5, 200), (200, 200), (200, 200), (200, 200), (200, 8)]  # (in, out), out = 2 S
+# Ours for P1b: each at most 1/5 of the peer's 350 x 15 x 5 = 26250 model evaluations per action.
+CHEAP_PLANNERS = {
+    "icem": {"optimizer": "icem", "optimizer_params": {"population": 100, "iterations": 3}},
+    "mppi": {"optimizer": "mppi", "optimizer_params": {"population": 300, "iterations": 1, "gamma": 10.0,
+                                                       "sigma": 0.9, "beta": 0.6}},
+    "cem-65": {"optimizer": "cem", "optimizer_params": {"population": 65, "iterations": 5}},
+}
+
+
+def p1a_throughput(rounds: int, actions: int, threads: int) -> bool:
+    print(f"P1a: model steps/s, CEM at the PETS cartpole config ({rounds} rounds of {actions} action(s))")
+    task = CartpoleSwingUp()
+    model = ProbabilisticEnsemble(4, 1, ensemble_size=5, hidden_layers=4, hidden_units=200, activation="silu")
+    mpc = MPC(model, task.reward, task.action_low, task.action_high, PETS_CARTPOLE, seed=0)
+    state = torch.tensor([0.0, torch.pi, 0.0, 0.0])
+    params = PETS_CARTPOLE["optimizer_params"]
+    steps_per_action = params["population"] * PETS_CARTPOLE["particles"] * PETS_CARTPOLE["horizon"] * params[
+        "iterations"]
+    flops_per_step = sum(2 * fan_in * fan_out for fan_in, fan_out in PETS_LAYERS)
+    rows = params["population"] * PETS_CARTPOLE["particles"]
+    mpc.act(state)  # warm-up
+    ours, peer, roofline = [], [], []
+    for _ in tqdm(range(rounds), desc="P1a rounds", unit="round"):
+        times = []
+        for _ in range(actions):
+            start = time.perf_counter()
+            mpc.act(state)
+            times.append(time.perf_counter() - start)
+        ours.append(steps_per_action / statistics.median(times))
+        result = run_peer(PEER_SCRIPT, "throughput", "--actions", str(actions), threads=threads)
+        peer.append(result["model_steps_per_action"] / result["seconds_per_action"])
+        roofline.append(mlp_matmul_roofline(PETS_LAYERS, rows, backward=False) / flops_per_step)
+    ours_rate, peer_rate, roof_rate = (statistics.median(x) for x in (ours, peer, roofline))
+    print(f"  ours {ours_rate:.4g} steps/s ({ours_rate * flops_per_step / 1e9:.1f} GFLOP/s), mbrl-lib "
+          f"{peer_rate:.4g} ({peer_rate * flops_per_step / 1e9:.1f}), roofline {roof_rate:.4g} "
+          f"({roof_rate * flops_per_step / 1e9:.1f}); per round ours/peer "
+          f"{[round(o / p, 2) for o, p in zip(ours, peer, strict=True)]}")
+    against_peer = report("P1a model steps/s vs mbrl-lib", ours_rate, peer_rate, 1.15, "mbrl-lib", " steps/s")
+    against_roof = report("P1a model steps/s vs matmul roofline", ours_rate, roof_rate, 0.9, "roofline", " steps/s")
+    return against_peer and against_roof
+
+
+def p1b_swing_up(episodes: int, steps: int, threads: int) -> bool:
+    print(f"P1b: cartpole swing-up with the true dynamics, {episodes} episode(s) of {steps} steps")
+    task = CartpoleSwingUp()
+    starts = task.initial_states(episodes, torch.Generator().manual_seed(0))
+    peer = run_peer(PEER_SCRIPT, "swingup", "--episodes", str(episodes), "--steps", str(steps), "--seed", "0",
+                    threads=threads)
+    peer_return = statistics.mean(peer["returns"])
+    print(f"  mbrl-lib CEM: returns {[round(r, 1) for r in peer['returns']]}, "
+          f"{peer['evaluations_per_action']} model evaluations and {peer['seconds_per_action'] * 1e3:.1f} ms "
+          "per action")
+    verdicts = []
+    for name, settings in CHEAP_PLANNERS.items():
+        returns, evaluations, seconds = [], [], []
+        for start in tqdm(starts, desc=f"P1b {name}", unit="episode"):
+            mpc = MPC(task.model(), task.reward, task.action_low, task.action_high, horizon=15,
+                      propagation="deterministic", seed=0, **settings)
+
+            def controller(state, mpc=mpc, evaluations=evaluations, seconds=seconds):
+                action = mpc.act(state)
+                evaluations.append(mpc.last_stats.model_steps)
+                seconds.append(mpc.last_stats.plan_time)
+                return action
+
+            returns.append(task.episode_return(start, controller, steps))
+        per_action = statistics.mean(evaluations)
+        print(f"  ours {name}: returns {[round(r, 1) for r in returns]}, {per_action:.0f} model evaluations and "
+              f"{statistics.median(seconds) * 1e3:.1f} ms per action")
+        verdicts.append(report(f"P1b return, ours {name} vs mbrl-lib CEM", statistics.mean(returns), peer_return,
+                               0.97, "mbrl-lib"))
+        verdicts.append(report(f"P1b model evaluations saved, ours {name}", peer["evaluations_per_action"],
+                               per_action, 5.0, "ours", ""))
+    return all(verdicts)
+
+
+def p2_pddm_cube(replans: int, device: str, threads: int) -> bool:
+    print(f"P2: MPPI plan time at the PDDM cube config on {device} ({threads} thread(s)), {replans} replans")
+    state_dim, action_dim = 61, 20
+    model = ProbabilisticEnsemble(state_dim, action_dim, ensemble_size=3, hidden_layers=2, hidden_units=250,
+                                  activation="relu")
+    goal = torch.linspace(-0.5, 0.5, 4)
+
+    def reward(state, action, next_state):  # a cube-rotation-like reward: object pose to a goal, small actions
+        return -(next_state[:, -4:] - goal.to(next_state)).square().sum(-1) - 0.01 * action.square().sum(-1)
+
+    config = {"horizon": 7, "optimizer": "mppi", "propagation": "members", "sample_aleatoric": False,
+              "device": device, "seed": 0,
+              "optimizer_params": {"population": 1000, "iterations": 1, "gamma": 10.0, "beta": 0.7, "sigma": 0.9}}
+    mpc = MPC(model, reward, -torch.ones(action_dim), torch.ones(action_dim), config)
+    state = torch.randn(state_dim, generator=torch.Generator().manual_seed(0))
+    for _ in range(3):
+        mpc.act(state)  # warm-up
+    times = []
+    for _ in tqdm(range(replans), desc="P2 replans", unit="plan"):
+        mpc.act(state)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(mpc.last_stats.plan_time)
+    median = statistics.median(times)
+    print(f"  median plan time {median * 1e3:.1f} ms, p90 {sorted(times)[int(0.9 * len(times))] * 1e3:.1f} ms")
+    target = 100.0 if device.startswith("cuda") else 10.0
+    return report("P2 replans per second vs the goal", 1.0 / median, target, 1.0, "goal", " plans/s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Planner benchmarks (P1a, P1b, P2) against mbrl-lib and bounds.")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--only", choices=["p1a", "p1b", "p2"], action="append", help="run only these (repeatable)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads, here and in the peer (default 2)")
+    parser.add_argument("--device", default="cpu", help="torch device for P2 (cpu, cuda)")
+    args = parser.parse_args()
+    set_threads(args.threads)
+    selected = args.only or ["p1a", "p1b", "p2"]
+    verdicts = []
+    if "p1a" in selected:
+        verdicts.append(p1a_throughput(rounds=1 if args.quick else 5, actions=1 if args.quick else 3,
+                                       threads=args.threads))
+    if "p1b" in selected:
+        verdicts.append(p1b_swing_up(episodes=1 if args.quick else 5, steps=60 if args.quick else 200,
+                                     threads=args.threads))
+    if "p2" in selected:
+        verdicts.append(p2_pddm_cube(replans=5 if args.quick else 50, device=args.device, threads=args.threads))
+    print("all goals met" if all(verdicts) else "some goals missed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
