@@ -44,7 +44,11 @@ MEMBERS, LAYERS, UNITS, BATCH = 5, 4, 200, 256
 def collect_halfcheetah(episodes: int, steps: int, seed: int, action_scale: float = 1.0) -> TransitionBatch:
     """``episodes`` episodes of ``steps`` steps of HalfCheetah-v5 under actions uniform in +-``action_scale``."""
     import gymnasium
+    import mujoco
 
+    # gymnasium's HalfCheetah asset uses a deprecated MJCF attribute: MuJoCo would write the warning to a
+    # MUJOCO_LOG.TXT in the working directory
+    mujoco.set_mju_user_warning(lambda message: None)
     environment = gymnasium.make("HalfCheetah-v5")
     rng = np.random.default_rng(seed)
     states, actions, next_states = [], [], []
