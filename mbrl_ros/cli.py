@@ -8,7 +8,7 @@ Those modules import heavy dependencies (torch, rclpy, mujoco) inside ``func`` o
 import argparse
 import importlib
 
-SUBCOMMANDS: tuple[str, ...] = ("mbrl_ros.models.train_command",)
+SUBCOMMANDS: tuple[str, ...] = ("mbrl_ros.models.train_command", "mbrl_ros.tabular.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
