@@ -206,6 +206,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small data, few epochs, one seed: a smoke run")
     parser.add_argument("--threads", type=int, default=2, help="torch threads, ours and the peer's")
     parser.add_argument("--repeats", type=int, default=3, help="throughput measurements per side (best counts)")
+    parser.add_argument("--part", choices=["all", "p4a", "p4b"], default="all", help="which measurements to run")
     parser.add_argument("--seeds", type=int, default=3, help="P4b repetitions (the median ratio counts)")
     parser.add_argument("--scenario", choices=["stationary", "shift"], default="stationary",
                         help="P4b: d0 like d1 (stationary) or from gentler actions, d1 reaching new states (shift)")
@@ -218,12 +219,16 @@ def main() -> int:
     steps = 250 if args.quick else 1000
     epochs, repeats, seeds = (1, 1, 1) if args.quick else (3, args.repeats, args.seeds)
     print(f"HalfCheetah-v5 under random actions, episodes of {steps} steps; {args.threads} threads", flush=True)
+    ok = True
     with tempfile.TemporaryDirectory() as directory:
-        first = collect_halfcheetah(10, steps, 0)
-        data_path = Path(directory) / "throughput.npz"
-        np.savez(data_path, **{f"d0_{name}": array for name, array in first.arrays().items()})
-        ok = measure_throughput(first, data_path, epochs, repeats, args.threads)
-        print(f"P4b ({args.scenario}): {len(first)} transitions, then {2 * steps} new; test on 3 new episodes; "
+        if args.part in ("all", "p4a"):
+            first = collect_halfcheetah(10, steps, 0)
+            data_path = Path(directory) / "throughput.npz"
+            np.savez(data_path, **{f"d0_{name}": array for name, array in first.arrays().items()})
+            ok = measure_throughput(first, data_path, epochs, repeats, args.threads)
+        if args.part == "p4a":
+            return 0 if ok else 1
+        print(f"P4b ({args.scenario}): {10 * steps} transitions, then {2 * steps} new; test on 3 new episodes; "
               f"mbrl-lib trains {args.peer_epochs} epochs (patience {args.peer_patience}) per round", flush=True)
         outcomes = [measure_new_data(args, steps, seed, Path(directory)) for seed in range(seeds)]
     ratios = sorted(ratio for ratio, _ in outcomes)

@@ -34,7 +34,6 @@ CSV_COLUMNS = ("round", "epoch", "train_transitions", "validation_transitions", 
                "validation_mse", "best_validation_nll", "learning_rate", "elapsed_s")  # EpochReport's fields
 _EVALUATION_ROWS = 8192  # validation rows per forward pass (bounds memory)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
-_MIN_VALIDATION_ROWS = 1  # with fewer held-out transitions, training data scores the epochs (as mbrl-lib does)
 
 
 @dataclass
@@ -224,11 +223,11 @@ class ModelTrainer:
         inputs, targets = self._tensors(train)
         model.refit_normalizers(inputs, targets, preserve_function=continuing)
         inputs, targets = model.input_normalizer.normalize(inputs), model.target_normalizer.normalize(targets)
-        if validation is not None and len(validation) >= _MIN_VALIDATION_ROWS:
+        if validation is not None and len(validation) > 0:
             validation_inputs, validation_targets = self._tensors(validation)
             validation_inputs = model.input_normalizer.normalize(validation_inputs)
             validation_targets = model.target_normalizer.normalize(validation_targets)
-        else:
+        else:  # training data scores the epochs, as in mbrl-lib
             validation_inputs, validation_targets = inputs[:_EVALUATION_ROWS], targets[:_EVALUATION_ROWS]
         best, _ = self._evaluate(validation_inputs, validation_targets)
         surprise = self._raw_nll(best) - self._previous_raw_nll if self._previous_raw_nll is not None else 0.0
