@@ -171,7 +171,7 @@ class ReplayBuffer:
         while not self._stop.wait(self.flush_interval):
             try:
                 self.flush()
-            except OSError as error:  # e.g. a full disk: keep the transitions in memory and retry
+            except Exception as error:  # e.g. a full disk: keep the transitions in memory, retry, never die
                 _LOG.error("replay buffer: could not write to %s: %s", self._store.directory, error)
 
     def close(self) -> None:

@@ -180,3 +180,31 @@ def test_normaliser_refuses_bad_data_and_keeps_constant_dimensions_finite():
 
 def test_both_kinds_are_registered():
     assert {"ensemble", "mlp"} <= set(registered_kinds())
+
+
+def test_weight_decay_is_set_per_layer_and_never_on_biases_bounds_or_normalisers():
+    model = ProbabilisticEnsemble(STATE_DIM, ACTION_DIM, ensemble_size=3, hidden_layers=3, hidden_units=8)
+    decays = [2.5e-5, 5e-5, 7.5e-5, 1e-4]
+    groups = model.weight_decay_parameter_groups(decays)
+    layers = model.network.linear_layers()
+    assert [group["weight_decay"] for group in groups[:-1]] == decays
+    assert [group["params"] for group in groups[:-1]] == [[layer.weight] for layer in layers]
+    assert groups[-1]["weight_decay"] == 0.0
+    grouped = [id(p) for group in groups for p in group["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters()) and len(set(grouped)) == len(grouped)
+    with pytest.raises(ValueError, match="one value per layer"):
+        model.weight_decay_parameter_groups([1e-4, 1e-4])
+
+
+def test_a_layer_with_more_decay_ends_with_smaller_weights():
+    torch.manual_seed(1)
+    model = ProbabilisticEnsemble(STATE_DIM, ACTION_DIM, ensemble_size=2, hidden_layers=1, hidden_units=16)
+    start = [layer.weight.detach().norm().item() for layer in model.network.linear_layers()]
+    optimizer = torch.optim.Adam(model.weight_decay_parameter_groups([0.0, 10.0]), lr=1e-2)
+    inputs, targets = torch.randn(2, 64, STATE_DIM + ACTION_DIM), torch.randn(2, 64, STATE_DIM)
+    for _ in range(50):
+        optimizer.zero_grad()
+        model.training_loss(inputs, targets).backward()
+        optimizer.step()
+    end = [layer.weight.detach().norm().item() for layer in model.network.linear_layers()]
+    assert end[1] < 0.5 * start[1] and end[0] > 0.5 * start[0]
