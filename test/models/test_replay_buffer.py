@@ -26,6 +26,12 @@ def add(buffer: ReplayBuffer, batch: TransitionBatch) -> None:
     buffer.add(batch.states, batch.actions, batch.next_states, batch.rewards, batch.dones)
 
 
+def reopened(directory: Path, state_dim: int = 3, action_dim: int = 2) -> TransitionBatch:
+    """Everything a buffer persisted in ``directory`` holds, read by a new buffer (closed again)."""
+    with ReplayBuffer(state_dim, action_dim, directory=directory) as buffer:
+        return buffer.all()
+
+
 def assert_same(a: TransitionBatch, b: TransitionBatch) -> None:
     for name, array in a.arrays().items():
         np.testing.assert_array_equal(array, b.arrays()[name], err_msg=name)
@@ -93,10 +99,10 @@ def test_persisted_transitions_reload(tmp_path):
         buffer.flush()
         add(buffer, batch[200:])
         assert buffer.unflushed == 300
-    with ReplayBuffer(3, 2, directory=tmp_path) as reopened:  # close() flushed the rest
-        assert_same(reopened.all(), batch)
-        add(reopened, random_batch(rng, 10))
-    assert len(ReplayBuffer(3, 2, directory=tmp_path).all()) == 510
+    with ReplayBuffer(3, 2, directory=tmp_path) as second:  # close() flushed the rest
+        assert_same(second.all(), batch)
+        add(second, random_batch(rng, 10))
+    assert len(reopened(tmp_path)) == 510
 
 
 def test_the_background_writer_flushes_within_the_interval(tmp_path):
@@ -201,9 +207,7 @@ def test_sigkill_mid_stream_loses_at_most_the_flush_interval(tmp_path):
     flush_interval, scheduling_slack = 0.25, 0.5  # (seconds) slack: a loaded 2-core machine delays the writer
     for _ in range(2):  # the second writer reopens what the first left, and appends
         started, killed = run_writer_and_kill(tmp_path, flush_interval, run_for=1.5)
-        reopened = ReplayBuffer(2, 1, directory=tmp_path)
-        reopened.close()
-        transitions = reopened.all()
+        transitions = reopened(tmp_path, 2, 1)
         sequence = transitions.states[:, 0]
         assert len(sequence) > 200, "the writer barely wrote anything"
         np.testing.assert_array_equal(sequence, np.arange(len(sequence)))  # a gapless prefix, no duplicates
@@ -211,3 +215,26 @@ def test_sigkill_mid_stream_loses_at_most_the_flush_interval(tmp_path):
         newest_on_disk = started + float(transitions.states[-1, 1])
         assert killed - newest_on_disk <= flush_interval + scheduling_slack, (
             f"lost the last {killed - newest_on_disk:.2f} s of transitions")
+
+
+def test_a_failed_write_keeps_the_transitions_and_is_retried(tmp_path, caplog, monkeypatch):
+    buffer = ReplayBuffer(3, 2, directory=tmp_path, flush_interval=0.05)
+    try:
+        real_append, failures = buffer._store.append, []
+
+        def full_disk_once(batch):
+            if not failures:
+                failures.append(batch)
+                raise OSError(28, "No space left on device")
+            real_append(batch)
+
+        monkeypatch.setattr(buffer._store, "append", full_disk_once)
+        add(buffer, random_batch(np.random.default_rng(8), 30))
+        deadline = time.monotonic() + 5
+        while (buffer.unflushed or not failures) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert failures and buffer.unflushed == 0
+        assert "No space left on device" in caplog.text
+    finally:
+        buffer.close()
+    assert len(reopened(tmp_path)) == 30
