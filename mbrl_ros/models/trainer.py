@@ -181,6 +181,8 @@ class ModelTrainer:
             raise ValueError(f"device {self.config.device!r} was asked for, but CUDA is not available")
         if self.config.batch_size < 1 or self.config.max_epochs < 0 or self.config.patience < 1:
             raise ValueError("batch_size and patience must be positive and max_epochs non-negative")
+        if self.config.warm_epochs is not None and self.config.warm_epochs < 1:
+            raise ValueError(f"warm_epochs must be positive or None, got {self.config.warm_epochs}")
         self.model = model.to(self.device)
         self.csv_path = Path(csv_path) if csv_path is not None else None
         self.optimizer = torch.optim.Adam(
@@ -243,7 +245,7 @@ class ModelTrainer:
         else:
             state.rows = torch.arange(count, device=self.device).expand(members, count)
         phases = ([] if warm else [(config.max_epochs, False)]) + ([(config.warm_epochs, True)]
-                                                                  if config.warm_epochs else [])
+                                                                  if config.warm_epochs is not None else [])
         progress = tqdm(total=sum(epochs for epochs, _ in phases), unit="epoch", leave=False,
                         desc=f"training {model.kind} (round {state.index}{', warm' if warm else ''})",
                         disable=not config.progress)

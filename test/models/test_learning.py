@@ -213,3 +213,19 @@ def test_data_from_a_new_region_gets_a_full_round_not_a_warm_one():
     shifted = transitions(states, actions, pendulum_step(states, actions))
     result = trainer.fit(TransitionBatch.concatenate([pendulum_data(rng, 1000), shifted]))
     assert not result.warm and result.epochs > 3
+
+
+@pytest.mark.parametrize("setting", [{"batch_size": 0}, {"patience": 0}, {"max_epochs": -1}, {"warm_epochs": 0}])
+def test_invalid_trainer_settings_are_rejected(setting):
+    with pytest.raises(ValueError):
+        ModelTrainer(DeterministicMLP(2, 1, hidden_units=8), TrainerConfig(**setting))
+
+
+def test_training_on_nothing_or_on_non_finite_data_is_a_clear_error():
+    trainer = ModelTrainer(DeterministicMLP(2, 1, hidden_units=8), TrainerConfig(**QUIET))
+    data = pendulum_data(np.random.default_rng(10), 10)
+    with pytest.raises(ValueError, match="no transitions"):
+        trainer.fit(data[:0])
+    data.states[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        trainer.fit(data)
