@@ -8,7 +8,11 @@ Those modules import heavy dependencies (torch, rclpy, mujoco) inside ``func`` o
 import argparse
 import importlib
 
-SUBCOMMANDS: tuple[str, ...] = ("mbrl_ros.tabular.cli", "mbrl_ros.tasks.describe")
+SUBCOMMANDS: tuple[str, ...] = (
+    "mbrl_ros.models.train_command",
+    "mbrl_ros.tabular.cli",
+    "mbrl_ros.tasks.describe",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

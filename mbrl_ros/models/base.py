@@ -1,9 +1,15 @@
-"""The contract between learned dynamics models and the planners that roll them out."""
+"""The contract between learned dynamics models and the planners that roll them out, and what trainers need."""
 
 from abc import ABC, abstractmethod
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+
+from mbrl_ros.models.layers import EnsembleMLP
+from mbrl_ros.models.normalizer import Normalizer
+
+MAX_HIDDEN_LAYERS = 64  # bounds what an architecture read from a file or a message can make us build
 
 
 class DynamicsModel(nn.Module, ABC):
@@ -33,3 +39,133 @@ class DynamicsModel(nn.Module, ABC):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+class LearnedDynamicsModel(DynamicsModel):
+    """A dynamics model made of an :class:`EnsembleMLP` over standardised inputs ``(s, a)`` and targets ``s' - s``.
+
+    Subclasses define the loss; this class owns the normalisers, the batched network and what a trainer and
+    the serializer need: :meth:`architecture` (the constructor's arguments, JSON-able), :meth:`training_loss`,
+    :meth:`validation_scores` and :meth:`refit_normalizers`.
+
+    Args:
+        state_dim: S.
+        action_dim: A.
+        ensemble_size: E members, evaluated in one batched op.
+        hidden_layers: number of hidden layers.
+        hidden_units: width of each hidden layer.
+        activation: name of the activation, see :data:`mbrl_ros.models.layers.ACTIVATIONS`.
+        outputs_per_state_dim: 1 for a mean only, 2 for mean and log-variance.
+    """
+
+    kind: ClassVar[str]
+
+    def __init__(
+        self,
+        state_dim: int,
+        action_dim: int,
+        ensemble_size: int,
+        hidden_layers: int,
+        hidden_units: int,
+        activation: str,
+        outputs_per_state_dim: int,
+    ):
+        super().__init__()
+        for name, value, minimum, maximum in (
+            ("state_dim", state_dim, 1, None),
+            ("action_dim", action_dim, 0, None),
+            ("ensemble_size", ensemble_size, 1, None),
+            ("hidden_layers", hidden_layers, 0, MAX_HIDDEN_LAYERS),
+            ("hidden_units", hidden_units, 1, None),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+            if maximum is not None and value > maximum:
+                raise ValueError(f"{name} must be at most {maximum}, got {value}")
+        self.state_dim, self.action_dim, self.ensemble_size = state_dim, action_dim, ensemble_size
+        self.hidden_layers, self.hidden_units, self.activation = hidden_layers, hidden_units, activation
+        self.input_normalizer = Normalizer(state_dim + action_dim)
+        self.target_normalizer = Normalizer(state_dim)
+        self.network = EnsembleMLP(
+            ensemble_size, state_dim + action_dim, outputs_per_state_dim * state_dim, hidden_layers, hidden_units,
+            activation,
+        )
+
+    @abstractmethod
+    def architecture(self) -> dict[str, Any]:
+        """The constructor's keyword arguments (JSON-able): ``type(self)(**architecture())`` rebuilds the model."""
+
+    @abstractmethod
+    def training_loss(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        """Scalar loss to minimise on a batch: normalised inputs (E, B, S + A), targets (E, B, S)."""
+
+    @abstractmethod
+    def validation_scores(self, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-member scores on held-out data, lower is better.
+
+        Args:
+            inputs: (E, V, S + A) normalised.
+            targets: (E, V, S) normalised state changes.
+
+        Returns:
+            nll: (E,) Gaussian negative log-likelihood per target dimension (nats), the early-stopping score.
+            mse: (E,) mean squared error of the predicted mean per target dimension.
+        """
+
+    @staticmethod
+    def is_per_member(name: str) -> bool:
+        """Whether the state-dict entry ``name`` is stacked per member (first dimension E)."""
+        return name.startswith("network.")
+
+    def normalized_inputs(self, state: Tensor, action: Tensor) -> Tensor:
+        """(..., S), (..., A) raw -> (E, B, S + A) normalised, expanded to all members if given as (B, ·)."""
+        if state.shape[:-1] != action.shape[:-1] or state.ndim not in (2, 3):
+            raise ValueError(f"state and action must be (B, ·) or (E, B, ·) alike, got {tuple(state.shape)} "
+                             f"and {tuple(action.shape)}")
+        if state.ndim == 3 and state.shape[0] != self.ensemble_size:
+            raise ValueError(f"(E, B, ·) inputs need E = {self.ensemble_size} blocks, got {state.shape[0]}")
+        inputs = self.input_normalizer.normalize(torch.cat([state, action], dim=-1))
+        return inputs.expand(self.ensemble_size, *inputs.shape) if inputs.ndim == 2 else inputs
+
+    @torch.no_grad()
+    def refit_normalizers(self, inputs: Tensor, targets: Tensor, preserve_function: bool = True) -> None:
+        """Fits the normalisers on raw ``inputs`` (N, S + A) and ``targets`` (N, S) (state changes).
+
+        With ``preserve_function``, the first and last layers are re-expressed for the new statistics so
+        that the model computes exactly the same function of raw inputs as before: a model continued on
+        more data keeps what it learnt instead of seeing its inputs shift.
+        """
+        old_input_mean, old_input_std = self.input_normalizer.mean.clone(), self.input_normalizer.std.clone()
+        old_target_mean, old_target_std = self.target_normalizer.mean.clone(), self.target_normalizer.std.clone()
+        self.input_normalizer.fit(inputs)
+        self.target_normalizer.fit(targets)
+        if not preserve_function:
+            return
+        # x_old = (x - m) / s = x_new * (s' / s) + (m' - m) / s, with x_new = (x - m') / s'
+        self.network.reparametrize_inputs(
+            scale=self.input_normalizer.std / old_input_std,
+            shift=(self.input_normalizer.mean - old_input_mean) / old_input_std,
+        )
+        # y_new = (y_old * t + u - u') / t'
+        ratio = old_target_std / self.target_normalizer.std
+        self._reparametrize_targets(ratio, (old_target_mean - self.target_normalizer.mean) / self.target_normalizer.std)
+
+    def _reparametrize_targets(self, ratio: Tensor, shift: Tensor) -> None:
+        """Rescales the normalised-mean outputs by ``ratio`` (S,) and adds ``shift`` (S,)."""
+        self.network.reparametrize_outputs(slice(0, self.state_dim), ratio, shift)
+
+    def weight_decay_parameter_groups(self, weight_decay: float | list[float]) -> list[dict[str, Any]]:
+        """Optimizer parameter groups: each layer's weights with its decay, everything else undecayed.
+
+        Args:
+            weight_decay: one L2 coefficient for all layers, or one per layer (hidden layers, then output).
+        """
+        layers = self.network.linear_layers()
+        decays = [weight_decay] * len(layers) if isinstance(weight_decay, int | float) else list(weight_decay)
+        if len(decays) != len(layers):
+            raise ValueError(f"weight_decay needs one value per layer ({len(layers)}), got {len(decays)}")
+        decayed = {id(layer.weight) for layer in layers}
+        groups = [{"params": [layer.weight], "weight_decay": float(decay)}
+                  for layer, decay in zip(layers, decays, strict=True)]
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in decayed]
+        return groups + [{"params": rest, "weight_decay": 0.0}]

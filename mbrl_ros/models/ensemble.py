@@ -1,39 +1,31 @@
 """Probabilistic ensemble of Gaussian MLPs (Chua et al. 2018, PETS), all members evaluated in one batched op."""
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
-from mbrl_ros.models.base import DynamicsModel
-from mbrl_ros.models.normalizer import Normalizer
+from mbrl_ros.models.base import LearnedDynamicsModel
+from mbrl_ros.models.layers import ACTIVATIONS, EnsembleLinear
+from mbrl_ros.models.registry import register_model_kind
 
-ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
+__all__ = ["ACTIVATIONS", "EnsembleLinear", "ProbabilisticEnsemble"]
 
-
-class EnsembleLinear(nn.Module):
-    """``E`` independent affine maps applied with one batched matmul: (E, B, in) -> (E, B, out).
-
-    Weights are shaped (E, in, out); initialised as in PETS (truncated normal, std ``1 / (2 sqrt(in))``).
-    """
-
-    def __init__(self, ensemble_size: int, in_features: int, out_features: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(ensemble_size, in_features, out_features))
-        self.bias = nn.Parameter(torch.zeros(ensemble_size, 1, out_features))
-        std = 1.0 / (2.0 * math.sqrt(in_features))
-        nn.init.trunc_normal_(self.weight, std=std, a=-2 * std, b=2 * std)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+LOGVAR_BOUND_WEIGHT = 0.01  # weight of the regulariser pulling max_logvar down and min_logvar up (PETS A.1)
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
-class ProbabilisticEnsemble(DynamicsModel):
+@register_model_kind
+class ProbabilisticEnsemble(LearnedDynamicsModel):
     """E members, each a Gaussian MLP over the normalised state change ``s' - s``.
 
     Each member maps normalised (s, a) to the mean and log-variance of the normalised delta; the
-    log-variance is softly bounded by learned ``max_logvar`` / ``min_logvar`` (PETS appendix A.1).
+    log-variance is softly bounded by learned ``max_logvar`` / ``min_logvar`` (PETS appendix A.1). After
+    training, ``elite_mask`` (E,) marks the members with the best held-out scores (all by default); see
+    :meth:`elites` and :meth:`select_members`.
 
     Args:
         state_dim: S.
@@ -44,6 +36,8 @@ class ProbabilisticEnsemble(DynamicsModel):
         activation: one of :data:`ACTIVATIONS`.
     """
 
+    kind = "ensemble"
+
     def __init__(
         self,
         state_dim: int,
@@ -53,32 +47,72 @@ class ProbabilisticEnsemble(DynamicsModel):
         hidden_units: int = 200,
         activation: str = "silu",
     ):
-        super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
-        self.state_dim, self.action_dim, self.ensemble_size = state_dim, action_dim, ensemble_size
-        self.input_normalizer = Normalizer(state_dim + action_dim)
-        self.target_normalizer = Normalizer(state_dim)
-        widths = [state_dim + action_dim] + [hidden_units] * hidden_layers
-        layers: list[nn.Module] = []
-        for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
-            layers += [EnsembleLinear(ensemble_size, fan_in, fan_out), ACTIVATIONS[activation]()]
-        layers.append(EnsembleLinear(ensemble_size, widths[-1], 2 * state_dim))
-        self.layers = nn.Sequential(*layers)
+        super().__init__(state_dim, action_dim, ensemble_size, hidden_layers, hidden_units, activation,
+                         outputs_per_state_dim=2)
         self.max_logvar = nn.Parameter(torch.full((1, 1, state_dim), 0.5))
         self.min_logvar = nn.Parameter(torch.full((1, 1, state_dim), -10.0))
+        self.register_buffer("elite_mask", torch.ones(ensemble_size))
+
+    def architecture(self) -> dict[str, Any]:
+        return {"state_dim": self.state_dim, "action_dim": self.action_dim, "ensemble_size": self.ensemble_size,
+                "hidden_layers": self.hidden_layers, "hidden_units": self.hidden_units,
+                "activation": self.activation}
 
     def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
         """Normalised inputs (E, B, S + A) -> mean and softly bounded log-variance (E, B, S), normalised."""
-        mean, logvar = self.layers(inputs).split(self.state_dim, dim=-1)
+        mean, logvar = self.network(inputs).split(self.state_dim, dim=-1)
         logvar = self.max_logvar - functional.softplus(self.max_logvar - logvar)
         logvar = self.min_logvar + functional.softplus(logvar - self.min_logvar)
         return mean, logvar
 
     def predict(self, state: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
-        inputs = self.input_normalizer.normalize(torch.cat([state, action], dim=-1))
-        if inputs.ndim == 2:
-            inputs = inputs.expand(self.ensemble_size, *inputs.shape)
-        mean, logvar = self(inputs)
+        mean, logvar = self(self.normalized_inputs(state, action))
         std = self.target_normalizer.std
         return state + self.target_normalizer.denormalize(mean), logvar.exp() * std.square()
+
+    def training_loss(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        """Gaussian NLL (up to constants) averaged over batch and dimensions, summed over members, plus the
+        log-variance bound regulariser."""
+        mean, logvar = self(inputs)
+        nll = ((mean - targets).square() * torch.exp(-logvar) + logvar).mean(dim=(1, 2))
+        return nll.sum() + LOGVAR_BOUND_WEIGHT * (self.max_logvar.sum() - self.min_logvar.sum())
+
+    @torch.no_grad()
+    def validation_scores(self, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        mean, logvar = self(inputs)
+        squared_error = (mean - targets).square()
+        nll = 0.5 * (squared_error * torch.exp(-logvar) + logvar) + _HALF_LOG_2PI
+        return nll.mean(dim=(1, 2)), squared_error.mean(dim=(1, 2))
+
+    def _reparametrize_targets(self, ratio: Tensor, shift: Tensor) -> None:
+        super()._reparametrize_targets(ratio, shift)
+        logvar_shift = 2 * torch.log(ratio)  # log-variance of y * ratio is log-variance of y + 2 log ratio
+        self.network.reparametrize_outputs(slice(self.state_dim, 2 * self.state_dim), torch.ones_like(ratio),
+                                           logvar_shift)
+        self.max_logvar.add_(logvar_shift)
+        self.min_logvar.add_(logvar_shift)
+
+    def elites(self) -> list[int]:
+        """Indices of the elite members."""
+        return torch.nonzero(self.elite_mask > 0.5).flatten().tolist()
+
+    def set_elites(self, members: Sequence[int]) -> None:
+        """Marks ``members`` as the elites (the others stay in the model, e.g. to continue training)."""
+        if not members or any(not 0 <= m < self.ensemble_size for m in members):
+            raise ValueError(f"elites must be a non-empty subset of range({self.ensemble_size}), got {members}")
+        self.elite_mask.zero_()
+        self.elite_mask[list(members)] = 1.0
+
+    @torch.no_grad()
+    def select_members(self, members: Sequence[int]) -> "ProbabilisticEnsemble":
+        """A new ensemble made of copies of ``members`` (e.g. :meth:`elites`, for deployment), all elite."""
+        if not members or any(not 0 <= m < self.ensemble_size for m in members):
+            raise ValueError(f"members must be a non-empty subset of range({self.ensemble_size}), got {members}")
+        subset = ProbabilisticEnsemble(**{**self.architecture(), "ensemble_size": len(members)}).to(self.device)
+        index = torch.tensor(list(members), device=self.device)
+        state = {name: (value.index_select(0, index) if self.is_per_member(name) else value)
+                 for name, value in self.state_dict().items()}
+        state["elite_mask"] = torch.ones(len(members), device=self.device)
+        subset.load_state_dict(state)
+        return subset
+

@@ -1,0 +1,223 @@
+"""The model classes: batched members, the predict contract, normaliser refits, member selection."""
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+from torch import nn
+
+from mbrl_ros.models import (
+    DeterministicMLP,
+    DynamicsModel,
+    EnsembleLinear,
+    EnsembleMLP,
+    Normalizer,
+    ProbabilisticEnsemble,
+    registered_kinds,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread per test: on a machine shared with other work, two threads can stall OpenMP barriers
+    on a descheduled thread and make small trainings ten times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+STATE_DIM, ACTION_DIM = 4, 2
+
+
+def trained_looking_ensemble(members: int = 5) -> ProbabilisticEnsemble:
+    """An ensemble with non-trivial normalisers and biases, so that every term of the maths matters."""
+    torch.manual_seed(0)
+    model = ProbabilisticEnsemble(STATE_DIM, ACTION_DIM, ensemble_size=members, hidden_layers=3, hidden_units=16)
+    model.refit_normalizers(torch.randn(100, STATE_DIM + ACTION_DIM) * 3 + 1, torch.randn(100, STATE_DIM) * 0.2 - 0.1,
+                            preserve_function=False)
+    with torch.no_grad():
+        for parameter in model.network.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    return model
+
+
+def member_alone(network: EnsembleMLP, member: int, x: torch.Tensor) -> torch.Tensor:
+    """Member ``member`` of ``network`` as an ordinary MLP of nn.Linear layers, (B, in) -> (B, out)."""
+    layers = []
+    for layer in network.layers:
+        if isinstance(layer, EnsembleLinear):
+            linear = nn.Linear(*layer.weight.shape[1:])
+            linear.weight.data.copy_(layer.weight[member].T)
+            linear.bias.data.copy_(layer.bias[member, 0])
+            layers.append(linear)
+        else:
+            layers.append(layer)
+    return nn.Sequential(*layers)(x)
+
+
+def test_the_batched_ensemble_forward_equals_each_member_alone():
+    model = trained_looking_ensemble()
+    inputs = torch.randn(5, 32, STATE_DIM + ACTION_DIM)
+    batched = model.network(inputs)
+    for member in range(5):
+        torch.testing.assert_close(batched[member], member_alone(model.network, member, inputs[member]))
+
+
+def test_the_ensemble_forward_is_one_batched_matmul_per_layer():
+    model = trained_looking_ensemble()
+    with torch.no_grad(), torch.profiler.profile(record_shapes=True) as profile:
+        model.predict(torch.randn(7, STATE_DIM), torch.randn(7, ACTION_DIM))
+    matmuls = [event for event in profile.events() if event.name in ("aten::bmm", "aten::baddbmm", "aten::mm",
+                                                                     "aten::addmm", "aten::matmul", "aten::linear")]
+    assert [event.name for event in matmuls] == ["aten::bmm"] * 4, "one batched matmul per layer, no loop"
+    assert all(event.input_shapes[0][0] == 5 for event in matmuls)
+
+
+def test_predict_routes_blocks_to_members_and_broadcasts_unbatched_inputs():
+    model = trained_looking_ensemble()
+    with torch.no_grad():
+        mean, variance = model.predict(torch.randn(3, STATE_DIM), torch.randn(3, ACTION_DIM))
+        assert mean.shape == variance.shape == (5, 3, STATE_DIM)
+        states, actions = torch.randn(5, 3, STATE_DIM), torch.randn(5, 3, ACTION_DIM)
+        block_mean, block_variance = model.predict(states, actions)
+        for member in range(5):
+            every_member_mean, every_member_variance = model.predict(states[member], actions[member])
+            torch.testing.assert_close(block_mean[member], every_member_mean[member])
+            torch.testing.assert_close(block_variance[member], every_member_variance[member])
+    assert (variance > 0).all()
+
+
+def test_predict_returns_raw_next_states_from_the_normalised_network_output():
+    model = trained_looking_ensemble()
+    states, actions = torch.randn(6, STATE_DIM), torch.randn(6, ACTION_DIM)
+    with torch.no_grad():
+        mean, variance = model.predict(states, actions)
+        inputs = (torch.cat([states, actions], -1) - model.input_normalizer.mean) / model.input_normalizer.std
+        normalised_mean, logvar = model(inputs.expand(5, 6, -1))
+    std = model.target_normalizer.std
+    torch.testing.assert_close(mean, states + normalised_mean * std + model.target_normalizer.mean)
+    torch.testing.assert_close(variance, logvar.exp() * std**2)
+
+
+def test_predict_rejects_inputs_of_mismatched_shapes():
+    model = trained_looking_ensemble()
+    with pytest.raises(ValueError, match="alike"):
+        model.predict(torch.randn(3, STATE_DIM), torch.randn(4, ACTION_DIM))
+    with pytest.raises(ValueError, match="E = 5"):
+        model.predict(torch.randn(2, 3, STATE_DIM), torch.randn(2, 3, ACTION_DIM))
+
+
+def test_log_variance_stays_within_the_learned_soft_bounds():
+    model = trained_looking_ensemble()
+    with torch.no_grad():
+        model.network.linear_layers()[-1].bias[..., STATE_DIM:] += torch.linspace(-100, 100, STATE_DIM)
+        _, logvar = model(torch.randn(5, 10, STATE_DIM + ACTION_DIM))
+    # soft bounds: the min bound applied after the max one lifts values at the max by softplus(-10.5) ~ 3e-5
+    assert (logvar <= model.max_logvar + 1e-4).all() and (logvar >= model.min_logvar - 1e-4).all()
+
+
+def test_the_deterministic_mlp_is_one_member_without_variance():
+    model = DeterministicMLP(STATE_DIM, ACTION_DIM)
+    assert isinstance(model, DynamicsModel) and model.ensemble_size == 1
+    mean, variance = model.predict(torch.randn(8, STATE_DIM), torch.randn(8, ACTION_DIM))
+    assert mean.shape == (1, 8, STATE_DIM) and variance is None
+    assert len(model.network.linear_layers()) == 3  # two hidden layers of 500 units, as in the paper
+    assert model.network.linear_layers()[1].weight.shape == (1, 500, 500)
+
+
+@pytest.mark.parametrize("kind", ["ensemble", "mlp"])
+def test_refitting_the_normalisers_keeps_the_function_of_raw_inputs(kind):
+    model = trained_looking_ensemble() if kind == "ensemble" else DeterministicMLP(STATE_DIM, ACTION_DIM, 2, 32)
+    if kind == "mlp":
+        model.refit_normalizers(torch.randn(50, STATE_DIM + ACTION_DIM), torch.randn(50, STATE_DIM),
+                                preserve_function=False)
+    states, actions = torch.randn(20, STATE_DIM) * 2, torch.randn(20, ACTION_DIM)
+    with torch.no_grad():
+        before = model.predict(states, actions)
+        model.refit_normalizers(torch.randn(300, STATE_DIM + ACTION_DIM) * 10 - 4, torch.randn(300, STATE_DIM) * 5 + 2)
+        after = model.predict(states, actions)
+    assert not torch.allclose(model.input_normalizer.std, torch.ones(STATE_DIM + ACTION_DIM))
+    torch.testing.assert_close(after[0], before[0], rtol=1e-4, atol=1e-4)
+    if kind == "ensemble":
+        torch.testing.assert_close(after[1], before[1], rtol=1e-4, atol=1e-7)
+
+
+def test_refitting_without_preserving_changes_the_function():
+    model = trained_looking_ensemble()
+    states, actions = torch.randn(20, STATE_DIM), torch.randn(20, ACTION_DIM)
+    with torch.no_grad():
+        before, _ = model.predict(states, actions)
+        model.refit_normalizers(torch.randn(300, STATE_DIM + ACTION_DIM) * 10, torch.randn(300, STATE_DIM) * 5,
+                                preserve_function=False)
+        after, _ = model.predict(states, actions)
+    assert (after - before).abs().max() > 0.1
+
+
+def test_selected_members_predict_as_they_did_in_the_full_ensemble():
+    model = trained_looking_ensemble()
+    model.set_elites([1, 3])
+    assert model.elites() == [1, 3]
+    subset = model.select_members(model.elites())
+    assert subset.ensemble_size == 2 and subset.elites() == [0, 1]
+    states, actions = torch.randn(9, STATE_DIM), torch.randn(9, ACTION_DIM)
+    with torch.no_grad():
+        full_mean, full_variance = model.predict(states, actions)
+        mean, variance = subset.predict(states, actions)
+    torch.testing.assert_close(mean, full_mean[[1, 3]])
+    torch.testing.assert_close(variance, full_variance[[1, 3]])
+    with pytest.raises(ValueError, match="subset"):
+        model.select_members([5])
+
+
+@pytest.mark.parametrize("arguments", [
+    {"state_dim": 0}, {"ensemble_size": 0}, {"hidden_units": -3}, {"activation": "sigmoidish"},
+    {"hidden_layers": 2.5},
+])
+def test_invalid_architectures_are_rejected(arguments):
+    with pytest.raises(ValueError):
+        ProbabilisticEnsemble(**{"state_dim": 3, "action_dim": 1, **arguments})
+
+
+def test_normaliser_refuses_bad_data_and_keeps_constant_dimensions_finite():
+    normalizer = Normalizer(2)
+    assert not normalizer.fitted
+    with pytest.raises(ValueError, match="NaN"):
+        normalizer.fit(torch.tensor([[0.0, float("nan")]]))
+    with pytest.raises(ValueError, match="shape"):
+        normalizer.fit(torch.zeros(4, 3))
+    normalizer.fit(torch.tensor([[1.0, 5.0], [3.0, 5.0]]))
+    assert normalizer.fitted
+    torch.testing.assert_close(normalizer.normalize(torch.tensor([[2.0, 6.0]])), torch.tensor([[0.0, 1.0]]))
+
+
+def test_both_kinds_are_registered():
+    assert {"ensemble", "mlp"} <= set(registered_kinds())
+
+
+def test_weight_decay_is_set_per_layer_and_never_on_biases_bounds_or_normalisers():
+    model = ProbabilisticEnsemble(STATE_DIM, ACTION_DIM, ensemble_size=3, hidden_layers=3, hidden_units=8)
+    decays = [2.5e-5, 5e-5, 7.5e-5, 1e-4]
+    groups = model.weight_decay_parameter_groups(decays)
+    layers = model.network.linear_layers()
+    assert [group["weight_decay"] for group in groups[:-1]] == decays
+    assert [group["params"] for group in groups[:-1]] == [[layer.weight] for layer in layers]
+    assert groups[-1]["weight_decay"] == 0.0
+    grouped = [id(p) for group in groups for p in group["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters()) and len(set(grouped)) == len(grouped)
+    with pytest.raises(ValueError, match="one value per layer"):
+        model.weight_decay_parameter_groups([1e-4, 1e-4])
+
+
+def test_a_layer_with_more_decay_ends_with_smaller_weights():
+    torch.manual_seed(1)
+    model = ProbabilisticEnsemble(STATE_DIM, ACTION_DIM, ensemble_size=2, hidden_layers=1, hidden_units=16)
+    start = [layer.weight.detach().norm().item() for layer in model.network.linear_layers()]
+    optimizer = torch.optim.Adam(model.weight_decay_parameter_groups([0.0, 10.0]), lr=1e-2)
+    inputs, targets = torch.randn(2, 64, STATE_DIM + ACTION_DIM), torch.randn(2, 64, STATE_DIM)
+    for _ in range(50):
+        optimizer.zero_grad()
+        model.training_loss(inputs, targets).backward()
+        optimizer.step()
+    end = [layer.weight.detach().norm().item() for layer in model.network.linear_layers()]
+    assert end[1] < 0.5 * start[1] and end[0] > 0.5 * start[0]
