@@ -193,7 +193,9 @@ bad_trajectories = st.builds(
 
 @pytest.fixture
 def realtime_cartpole(ros_executor, start_bridge):
-    bridge = start_bridge(task="cartpole_swingup", mode="realtime", command_timeout=100.0)
+    # No command timeout (0: never): hypothesis runs many examples on this one bridge, for longer than any timeout
+    # would allow on a loaded machine.
+    bridge = start_bridge(task="cartpole_swingup", mode="realtime", command_timeout=0.0)
     driver = Driver(ros_executor, bridge.task)
     driver.start()
     driver.commands.publish(command_message(np.array([1.5])))
