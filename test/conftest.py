@@ -21,17 +21,19 @@ os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO_ROOT / "config" 
 
 
 @pytest.fixture
-def ros_executor() -> Iterator["rclpy.executors.MultiThreadedExecutor"]:  # noqa: F821
-    """A fresh rclpy context with a multi-threaded executor spinning in a background thread.
+def ros_executor() -> Iterator["rclpy.executors.SingleThreadedExecutor"]:  # noqa: F821
+    """A fresh rclpy context with a single-threaded executor spinning in a background thread, like the nodes'.
 
-    Nodes created with ``context=executor.context`` and added to it are spun until the test ends.
+    Nodes created with ``context=executor.context`` and added to it are spun until the test ends. Not rclpy's
+    MultiThreadedExecutor: it re-dispatches a ready timer or subscription while its callback is queued, and under
+    load these duplicates snowball into thousands of futures a second that starve every callback for seconds.
     """
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
 
     context = rclpy.Context()
     rclpy.init(context=context)
-    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    executor = SingleThreadedExecutor(context=context)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     try:
