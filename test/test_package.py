@@ -26,6 +26,7 @@ PYTHON_DEPENDENCY_KEYS = {
     "safetensors": "python3-safetensors-pip",
     "gymnasium": "python3-gymnasium-pip",
     "gymnasium_robotics": "python3-gymnasium-robotics-pip",
+    "rosbags": "python3-rosbags-pip",
 }
 # Needed by the generated messages rather than imported by hand.
 MESSAGE_GENERATION_KEYS = {"rosidl_default_runtime", "builtin_interfaces", "std_msgs"}
