@@ -20,6 +20,14 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO_ROOT / "config" / "fastdds_localhost.xml"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests use one torch thread: their tensors are small, and two threads per test process only fight each
+    other and the ROS executors for the cores (timing-sensitive tests set their own count where they need it)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture
 def ros_executor() -> Iterator["rclpy.executors.MultiThreadedExecutor"]:  # noqa: F821
     """A fresh rclpy context with a multi-threaded executor spinning in a background thread.
