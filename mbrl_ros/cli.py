@@ -8,7 +8,12 @@ Those modules import heavy dependencies (torch, rclpy, mujoco) inside ``func`` o
 import argparse
 import importlib
 
-SUBCOMMANDS: tuple[str, ...] = ("mbrl_ros.plot_cli", "mbrl_ros.recording_cli")
+SUBCOMMANDS: tuple[str, ...] = (
+    "mbrl_ros.models.train_command",
+    "mbrl_ros.plot_cli",
+    "mbrl_ros.recording_cli",
+    "mbrl_ros.tabular.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

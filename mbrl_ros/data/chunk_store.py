@@ -29,6 +29,23 @@ _FORMAT = "mbrl_ros.replay_buffer"
 _FORMAT_VERSION = 1
 
 
+def stored_dimensions(directory: str | os.PathLike) -> tuple[int, int]:
+    """(state_dim, action_dim) of the buffer stored in ``directory``.
+
+    Raises:
+        ValueError: ``directory`` holds no readable replay-buffer description.
+    """
+    path = Path(directory) / _METADATA
+    try:
+        description = json.loads(path.read_text())
+        if description.get("format") != _FORMAT:
+            raise ValueError(f"format {description.get('format')!r}, expected {_FORMAT!r}")
+        return int(description["state_dim"]), int(description["action_dim"])
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError,
+            ValueError) as error:
+        raise ValueError(f"{path} is not a readable replay-buffer description: {error}") from error
+
+
 @dataclass(frozen=True)
 class _Chunk:
     start: int

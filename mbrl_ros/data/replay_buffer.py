@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-from mbrl_ros.data.chunk_store import ChunkStore
+from mbrl_ros.data.chunk_store import ChunkStore, stored_dimensions
 from mbrl_ros.data.transitions import TransitionBatch
 
 _LOG = logging.getLogger(__name__)
@@ -60,6 +60,16 @@ class ReplayBuffer:
             self._flusher = threading.Thread(target=self._flush_periodically, name="replay-buffer-flush", daemon=True)
             self._flusher.start()
             atexit.register(self.close)
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike, flush_interval: float = DEFAULT_FLUSH_INTERVAL) -> "ReplayBuffer":
+        """Reopens the buffer persisted in ``directory``, with the dimensions it was created with.
+
+        Raises:
+            ValueError: ``directory`` holds no replay buffer.
+        """
+        state_dim, action_dim = stored_dimensions(directory)
+        return cls(state_dim, action_dim, directory=directory, flush_interval=flush_interval)
 
     def _empty(self, capacity: int) -> dict[str, np.ndarray]:
         return {"states": np.empty((capacity, self.state_dim), np.float32),

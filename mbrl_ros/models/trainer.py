@@ -2,18 +2,24 @@
 
 A :class:`ModelTrainer` owns one model and its optimizer. Each :meth:`ModelTrainer.fit` call trains on all
 the data given (a round); calling it again when new transitions have arrived continues from the current
-weights and optimizer state instead of starting over. The normalisers are refitted on the new data and the
-network is re-expressed for them, so the model's function is unchanged by the refit
-(:meth:`~mbrl_ros.models.base.LearnedDynamicsModel.refit_normalizers`).
+weights and optimizer state instead of starting over: the normalisers are refitted on all the data and the
+network re-expressed for them, so that the refit leaves the model's function unchanged
+(:meth:`~mbrl_ros.models.base.LearnedDynamicsModel.refit_normalizers`), then a short round with a cosine-annealed
+learning rate (``TrainerConfig.warm_epochs``) takes in the new data. The first round trains until the
+validation NLL stops improving (early stopping); in every round each member keeps its best weights.
 
 Every epoch is logged to a CSV (one row per epoch, all rounds in one file) that
 :func:`plot_training_curves` draws.
 """
 
 import csv
+import ctypes
+import math
 import os
+import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 import torch
@@ -25,8 +31,9 @@ from mbrl_ros.data.transitions import TransitionBatch
 from mbrl_ros.models.base import LearnedDynamicsModel
 
 CSV_COLUMNS = ("round", "epoch", "train_transitions", "validation_transitions", "train_loss", "validation_nll",
-               "validation_mse", "best_validation_nll", "learning_rate", "elapsed_s")
+               "validation_mse", "best_validation_nll", "learning_rate", "elapsed_s")  # EpochReport's fields
 _EVALUATION_ROWS = 8192  # validation rows per forward pass (bounds memory)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
 _MIN_VALIDATION_ROWS = 1  # with fewer held-out transitions, training data scores the epochs (as mbrl-lib does)
 
 
@@ -39,16 +46,29 @@ class TrainerConfig:
         learning_rate: Adam's step size.
         weight_decay: L2 coefficient, one for all layers or one per layer (hidden layers, then output; PETS
             uses growing values, e.g. [2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4]).
-        max_epochs: the most epochs one round runs.
-        patience: epochs without a member improving before the round stops.
-        min_improvement: decrease of a member's validation NLL (nats per dimension) that counts as improving.
+        max_epochs: the most epochs of a round's early-stopped phase.
+        patience: epochs without the ensemble improving before the round stops.
+        min_improvement: decrease of the members' mean best validation NLL (nats per dimension) that counts as
+            the ensemble improving. Each member keeps its own best weights whatever the decrease.
         validation_fraction: share of the transitions held out (ReplayBuffer.split) by :meth:`fit_buffer`.
         bootstrap: each member trains on its own resample (with replacement) of the training set.
         num_elites: members kept as elites after each round (best validation NLL); None: all of them.
+        warm_epochs: epochs of the annealed phase that ends every round, and is all of a warm round (one that
+            continues a trained model, see ``warm_tolerance``): the learning rate follows a cosine from
+            ``learning_rate`` to ``learning_rate * warm_final_lr_fraction``. A few annealed epochs give a better
+            model than many at a constant rate, in a fraction of the time. None: no annealing, every round is
+            early-stopped at a constant rate.
+        warm_final_lr_fraction: where the warm rounds' cosine ends, as a fraction of ``learning_rate``.
+        warm_tolerance: how much worse (nats per dimension) the validation NLL may be at the start of a round
+            than at the end of the previous one for the round to be warm: data from a new region of the state
+            space (a worse NLL) gets a full round.
         time_limit: seconds after which a round stops at the end of its epoch; None: no limit.
         seed: seeds the bootstrap, the batch order and the split.
         device: torch device to train on, e.g. "cpu" or "cuda".
         progress: show a progress bar.
+        keep_freed_memory: on the CPU under glibc, keep freed memory in the heap instead of returning it to
+            the system (mallopt; for the whole process, from the first trainer on). Training allocates and frees
+            megabyte-sized tensors every step; returned memory comes back as page faults, ~10% of a step.
     """
 
     batch_size: int = 256
@@ -60,10 +80,43 @@ class TrainerConfig:
     validation_fraction: float = 0.1
     bootstrap: bool = True
     num_elites: int | None = None
+    warm_epochs: int | None = 5
+    warm_final_lr_fraction: float = 0.1
+    warm_tolerance: float = 0.25
     time_limit: float | None = None
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
+    keep_freed_memory: bool = True
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """One epoch, as logged and as given to ``on_epoch`` callbacks.
+
+    Attributes:
+        round: the round (0 for the first :meth:`ModelTrainer.fit`).
+        epoch: 1, 2, ... within the round.
+        train_transitions: transitions trained on.
+        validation_transitions: transitions scoring the epoch.
+        train_loss: mean training loss of the epoch.
+        validation_nll: members' mean validation NLL (nats per dimension, normalised units) after the epoch.
+        validation_mse: members' mean validation MSE (normalised units).
+        best_validation_nll: mean over members of each member's best validation NLL so far in the round.
+        learning_rate: Adam's step size.
+        elapsed: seconds since the round started.
+    """
+
+    round: int
+    epoch: int
+    train_transitions: int
+    validation_transitions: int
+    train_loss: float
+    validation_nll: float
+    validation_mse: float
+    best_validation_nll: float
+    learning_rate: float
+    elapsed: float
 
 
 @dataclass
@@ -72,13 +125,14 @@ class TrainingResult:
 
     Attributes:
         round: 0 for the first :meth:`ModelTrainer.fit`, then 1, 2, ...
-        epochs: epochs run.
-        stopped_early: stopped because no member improved for ``patience`` epochs.
+        epochs: epochs run, all phases.
+        stopped_early: the early-stopped phase ended because the ensemble did not improve for ``patience`` epochs.
         best_validation_nll: (E,) per member, nats per dimension, in the normalised units of this round.
         elites: the elite members.
         train_transitions: transitions trained on.
         validation_transitions: transitions held out.
         wall_time: seconds the round took.
+        warm: the round was a warm one (annealed epochs only).
     """
 
     round: int
@@ -89,6 +143,23 @@ class TrainingResult:
     train_transitions: int = 0
     validation_transitions: int = 0
     wall_time: float = 0.0
+    warm: bool = False
+
+
+@dataclass
+class _Round:
+    """The state of one round of :meth:`ModelTrainer.fit` across its phases."""
+
+    index: int
+    start: float  # time.perf_counter() when the round began
+    train_transitions: int
+    best: Tensor  # (E,) each member's best validation NLL in the round
+    snapshot: dict[str, Tensor]  # each member's best weights
+    pairs: Tensor  # (N, S + A + S) normalised inputs and targets
+    validation: tuple[Tensor, Tensor]  # normalised validation inputs (V, S + A) and targets (V, S)
+    rows: Tensor = field(default_factory=lambda: torch.empty(0))  # (E, N) the rows each member trains on
+    epoch: int = 0
+    stopped_early: bool = False
 
 
 class ModelTrainer:
@@ -115,21 +186,32 @@ class ModelTrainer:
         self.csv_path = Path(csv_path) if csv_path is not None else None
         self.optimizer = torch.optim.Adam(
             model.weight_decay_parameter_groups(self.config.weight_decay), lr=self.config.learning_rate,
-            foreach=True,
+            fused=self.device.type in ("cpu", "cuda"),
         )
         self.rounds = 0
+        self._previous_raw_nll: float | None = None  # the last round's members' mean best NLL, raw units
+        if self.device.type == "cpu" and self.config.keep_freed_memory:
+            keep_freed_memory_in_heap()
 
-    def fit_buffer(self, buffer: ReplayBuffer) -> TrainingResult:
+    def fit_buffer(self, buffer: ReplayBuffer, on_epoch: Callable[[EpochReport], bool] | None = None
+                   ) -> TrainingResult:
         """One round on everything in ``buffer``, split with ``config.validation_fraction`` and ``config.seed``."""
         train, validation = buffer.split(self.config.validation_fraction, self.config.seed)
-        return self.fit(train, validation)
+        return self.fit(train, validation, on_epoch)
 
-    def fit(self, train: TransitionBatch, validation: TransitionBatch | None = None) -> TrainingResult:
+    def fit(self, train: TransitionBatch, validation: TransitionBatch | None = None,
+            on_epoch: Callable[[EpochReport], bool] | None = None) -> TrainingResult:
         """One round of training; continues from the current weights if the model was trained before.
+
+        A round is an early-stopped phase at a constant learning rate, then ``warm_epochs`` at a cosine-annealed
+        one. A warm round (the model was trained before, and the new data does not surprise it by more than
+        ``warm_tolerance``) is the annealed phase alone.
 
         Args:
             train: transitions to train on (at least one).
             validation: held-out transitions scoring each epoch; if None or empty, training data scores them.
+            on_epoch: called after every epoch (the model holds that epoch's weights); returning True ends the
+                round there, e.g. to stop on request.
 
         Returns:
             what the round did; the model holds each member's best weights of the round, in eval mode.
@@ -138,10 +220,9 @@ class ModelTrainer:
             raise ValueError("cannot train on no transitions")
         config, model = self.config, self.model
         start = time.perf_counter()
-        round_index = self.rounds
-        self.rounds += 1
+        continuing = model.input_normalizer.fitted
         inputs, targets = self._tensors(train)
-        model.refit_normalizers(inputs, targets, preserve_function=model.input_normalizer.fitted)
+        model.refit_normalizers(inputs, targets, preserve_function=continuing)
         inputs, targets = model.input_normalizer.normalize(inputs), model.target_normalizer.normalize(targets)
         if validation is not None and len(validation) >= _MIN_VALIDATION_ROWS:
             validation_inputs, validation_targets = self._tensors(validation)
@@ -149,47 +230,87 @@ class ModelTrainer:
             validation_targets = model.target_normalizer.normalize(validation_targets)
         else:
             validation_inputs, validation_targets = inputs[:_EVALUATION_ROWS], targets[:_EVALUATION_ROWS]
-        generator = torch.Generator(self.device).manual_seed(config.seed * 1_000_003 + round_index)
+        best, _ = self._evaluate(validation_inputs, validation_targets)
+        surprise = self._raw_nll(best) - self._previous_raw_nll if self._previous_raw_nll is not None else 0.0
+        warm = continuing and config.warm_epochs is not None and surprise <= config.warm_tolerance
+        state = _Round(index=self.rounds, start=start, train_transitions=len(train), best=best,
+                       snapshot={name: value.clone() for name, value in model.state_dict().items()},
+                       pairs=torch.cat([inputs, targets], dim=-1), validation=(validation_inputs, validation_targets))
+        self.rounds += 1
+        generator = torch.Generator(self.device).manual_seed(config.seed * 1_000_003 + state.index)
         count, members = inputs.shape[0], model.ensemble_size
         if config.bootstrap and members > 1:
-            rows = torch.randint(count, (members, count), generator=generator, device=self.device)
+            state.rows = torch.randint(count, (members, count), generator=generator, device=self.device)
         else:
-            rows = torch.arange(count, device=self.device).expand(members, count)
-
-        best, _ = self._evaluate(validation_inputs, validation_targets)
-        snapshot = {name: value.clone() for name, value in model.state_dict().items()}
-        epochs_since_improvement, epoch, stopped_early = 0, 0, False
-        progress = tqdm(total=config.max_epochs, desc=f"training {model.kind} (round {round_index})",
-                        unit="epoch", disable=not config.progress, leave=False)
+            state.rows = torch.arange(count, device=self.device).expand(members, count)
+        phases = ([] if warm else [(config.max_epochs, False)]) + ([(config.warm_epochs, True)]
+                                                                  if config.warm_epochs else [])
+        progress = tqdm(total=sum(epochs for epochs, _ in phases), unit="epoch", leave=False,
+                        desc=f"training {model.kind} (round {state.index}{', warm' if warm else ''})",
+                        disable=not config.progress)
         with progress:
-            for epoch in range(1, config.max_epochs + 1):
-                model.train()
-                train_loss = self._train_epoch(inputs, targets, rows[:, torch.randperm(count, generator=generator,
-                                                                                       device=self.device)])
-                nll, mse = self._evaluate(validation_inputs, validation_targets)
-                improved = best - nll > config.min_improvement
-                if improved.any():
-                    self._keep_improved(snapshot, improved)
-                    best = torch.where(improved, nll, best)
-                    epochs_since_improvement = 0
-                else:
-                    epochs_since_improvement += 1
-                self._log(round_index, epoch, len(train), len(validation_inputs), train_loss, nll, mse, best,
-                          time.perf_counter() - start)
-                progress.update()
-                progress.set_postfix(train=f"{train_loss:.4g}", val_nll=f"{nll.mean().item():.4g}")
-                if epochs_since_improvement >= config.patience:
-                    stopped_early = True
+            for epochs, annealed in phases:
+                stopped = self._run_phase(state, epochs, annealed, generator, progress, on_epoch)
+                model.load_state_dict(state.snapshot)  # each member's best weights, to anneal from or to keep
+                if stopped:
                     break
-                if config.time_limit is not None and time.perf_counter() - start > config.time_limit:
-                    break
-        model.load_state_dict(snapshot)
-        elites = torch.argsort(best)[: config.num_elites or members].sort().values.tolist()
+        elites = torch.argsort(state.best)[: config.num_elites or members].sort().values.tolist()
         if hasattr(model, "set_elites"):
             model.set_elites(elites)
         model.eval()
-        return TrainingResult(round_index, epoch, stopped_early, best.tolist(), elites, len(train),
-                              len(validation_inputs), time.perf_counter() - start)
+        self._previous_raw_nll = self._raw_nll(state.best)
+        return TrainingResult(state.index, state.epoch, state.stopped_early, state.best.tolist(), elites,
+                              len(train), len(validation_inputs), time.perf_counter() - start, warm)
+
+    def _run_phase(self, state: "_Round", epochs: int, annealed: bool, generator: torch.Generator,
+                   progress: tqdm, on_epoch: Callable[[EpochReport], bool] | None) -> bool:
+        """Up to ``epochs`` epochs; early stopping unless ``annealed``. Returns whether the round must end now."""
+        config, model = self.config, self.model
+        reference = state.best.mean().item()  # the members' mean best NLL when the ensemble last improved enough
+        epochs_since_improvement = 0
+        for phase_epoch in range(1, epochs + 1):
+            for group in self.optimizer.param_groups:
+                group["lr"] = self._learning_rate(phase_epoch, epochs if annealed else None)
+            model.train()
+            order = torch.randperm(state.rows.shape[1], generator=generator, device=self.device)
+            train_loss = self._train_epoch(state.pairs, state.rows[:, order])
+            nll, mse = self._evaluate(*state.validation)
+            improved = nll < state.best  # every member keeps its best weights...
+            if improved.any():
+                self._keep_improved(state.snapshot, improved)
+                state.best = torch.where(improved, nll, state.best)
+            if state.best.mean().item() < reference - config.min_improvement:  # ...the ensemble decides when to stop
+                reference = state.best.mean().item()
+                epochs_since_improvement = 0
+            else:
+                epochs_since_improvement += 1
+            state.epoch += 1
+            report = EpochReport(state.index, state.epoch, state.train_transitions, state.validation[0].shape[0],
+                                 train_loss, nll.mean().item(), mse.mean().item(), state.best.mean().item(),
+                                 self.optimizer.param_groups[0]["lr"], time.perf_counter() - state.start)
+            self._log(report)
+            progress.update()
+            progress.set_postfix(train=f"{train_loss:.4g}", val_nll=f"{report.validation_nll:.4g}")
+            if on_epoch is not None and on_epoch(report):
+                return True
+            if config.time_limit is not None and report.elapsed > config.time_limit:
+                return True
+            if not annealed and epochs_since_improvement >= config.patience:
+                state.stopped_early = True
+                return False
+        return False
+
+    def _raw_nll(self, nll: Tensor) -> float:
+        """Members' mean NLL (E,) in normalised units -> the same in raw units (comparable across rounds)."""
+        return nll.mean().item() + torch.log(self.model.target_normalizer.std).mean().item()
+
+    def _learning_rate(self, epoch: int, annealed_epochs: int | None) -> float:
+        """Adam's step size for ``epoch`` (1, 2, ...): constant, or cosine-annealed over ``annealed_epochs``."""
+        if annealed_epochs is None:
+            return self.config.learning_rate
+        final = self.config.warm_final_lr_fraction
+        progress = (epoch - 1) / max(annealed_epochs - 1, 1)
+        return self.config.learning_rate * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress)))
 
     def _tensors(self, batch: TransitionBatch) -> tuple[Tensor, Tensor]:
         """Raw model inputs (N, S + A) and targets (N, S) (state changes) on the training device."""
@@ -197,13 +318,19 @@ class ModelTrainer:
         inputs = torch.cat([states, torch.as_tensor(batch.actions, device=self.device)], dim=-1)
         return inputs, torch.as_tensor(batch.next_states, device=self.device) - states
 
-    def _train_epoch(self, inputs: Tensor, targets: Tensor, rows: Tensor) -> float:
-        """One pass over ``rows`` (E, N) (each member its own order), mini-batch by mini-batch; mean loss."""
+    def _train_epoch(self, pairs: Tensor, rows: Tensor) -> float:
+        """One pass over ``rows`` (E, N) (each member its own order), mini-batch by mini-batch; mean loss.
+
+        Args:
+            pairs: (N, S + A + S) normalised inputs and targets side by side.
+            rows: (E, N) the rows of ``pairs`` each member visits, in order.
+        """
         total = torch.zeros((), device=self.device)
-        batches = 0
+        batches, members, input_width = 0, rows.shape[0], self.model.state_dim + self.model.action_dim
         for first in range(0, rows.shape[1], self.config.batch_size):
-            batch_rows = rows[:, first: first + self.config.batch_size]
-            loss = self.model.training_loss(inputs[batch_rows], targets[batch_rows])
+            batch_rows = rows[:, first: first + self.config.batch_size].flatten()
+            batch = pairs.index_select(0, batch_rows).view(members, -1, pairs.shape[1])
+            loss = self.model.training_loss(batch[..., :input_width], batch[..., input_width:])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -235,8 +362,7 @@ class ModelTrainer:
             else:
                 snapshot[name].copy_(value)
 
-    def _log(self, round_index: int, epoch: int, train_transitions: int, validation_transitions: int,
-             train_loss: float, nll: Tensor, mse: Tensor, best: Tensor, elapsed: float) -> None:
+    def _log(self, report: EpochReport) -> None:
         if self.csv_path is None:
             return
         new_file = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
@@ -245,9 +371,21 @@ class ModelTrainer:
             writer = csv.writer(file)
             if new_file:
                 writer.writerow(CSV_COLUMNS)
-            writer.writerow([round_index, epoch, train_transitions, validation_transitions, f"{train_loss:.6g}",
-                             f"{nll.mean().item():.6g}", f"{mse.mean().item():.6g}", f"{best.mean().item():.6g}",
-                             f"{self.optimizer.param_groups[0]['lr']:.6g}", f"{elapsed:.3f}"])
+            writer.writerow([f"{value:.6g}" if isinstance(value, float) else value
+                             for value in astuple(report)])
+
+
+def keep_freed_memory_in_heap() -> None:
+    """Raises glibc's mmap and trim thresholds so that freed tensor memory is reused instead of returned to the
+    system and faulted back in. Process-wide; a no-op where the C library is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # allocations below 32 MiB (the most glibc allows) come from the heap...
+    mallopt(_M_TRIM_THRESHOLD, 512 << 20)  # ...which keeps up to 512 MiB of free memory for reuse
 
 
 def plot_training_curves(csv_path: str | os.PathLike, png_path: str | os.PathLike) -> Path:

@@ -182,3 +182,34 @@ def test_asking_for_cuda_without_it_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="CUDA is not available"):
         ModelTrainer(DeterministicMLP(2, 1), TrainerConfig(device="cuda"))
+
+
+def test_a_warm_round_anneals_the_learning_rate_over_a_few_epochs(tmp_path):
+    torch.manual_seed(8)
+    rng = np.random.default_rng(8)
+    log = tmp_path / "rounds.csv"
+    model = ProbabilisticEnsemble(2, 1, ensemble_size=2, hidden_layers=2, hidden_units=32)
+    config = TrainerConfig(max_epochs=30, warm_epochs=4, learning_rate=2e-3, warm_final_lr_fraction=0.1, **QUIET)
+    trainer = ModelTrainer(model, config, csv_path=log)
+    first = trainer.fit(pendulum_data(rng, 1000), pendulum_data(rng, 200))
+    assert not first.warm and first.epochs > 4
+    second = trainer.fit(pendulum_data(rng, 1200), pendulum_data(rng, 200))
+    assert second.warm and second.epochs == 4
+    rates = [float(row["learning_rate"]) for row in csv.DictReader(log.open()) if row["round"] == "1"]
+    assert rates == pytest.approx([2e-3, 2e-3 * 0.775, 2e-3 * 0.325, 2e-4])
+    first_round = [row for row in csv.DictReader(log.open()) if row["round"] == "0"]
+    assert float(first_round[-1]["learning_rate"]) == pytest.approx(2e-4), "the first round also ends annealed"
+
+
+def test_data_from_a_new_region_gets_a_full_round_not_a_warm_one():
+    torch.manual_seed(9)
+    rng = np.random.default_rng(9)
+    model = ProbabilisticEnsemble(2, 1, ensemble_size=2, hidden_layers=2, hidden_units=32)
+    trainer = ModelTrainer(model, TrainerConfig(max_epochs=30, warm_epochs=3, **QUIET))
+    trainer.fit(pendulum_data(rng, 1000))
+    # the same pendulum, now spinning fast: velocities far outside the first data
+    states = np.stack([rng.uniform(-np.pi, np.pi, 1000), rng.uniform(20, 30, 1000)], axis=1)
+    actions = rng.uniform(-2, 2, (1000, 1))
+    shifted = transitions(states, actions, pendulum_step(states, actions))
+    result = trainer.fit(TransitionBatch.concatenate([pendulum_data(rng, 1000), shifted]))
+    assert not result.warm and result.epochs > 3
