@@ -1,0 +1,334 @@
+"""Receding-horizon model predictive control: plan with an optimizer through a model, act, shift, replan.
+
+:class:`MPC` plans for one state (S,) or for a batch of B states (B, S) at once; problem b draws its random
+numbers from its own generator, so a batch gives the same actions as B separate controllers with the same
+seeds. Everything is chosen by name in a :class:`MPCConfig` (a plain mapping in YAML or ROS parameters).
+"""
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mbrl_ros.models.base import DynamicsModel
+from mbrl_ros.planning.optimizer import check_positive_int
+from mbrl_ros.planning.propagation import PROPAGATION_MODES, RewardFn, TerminationFn, TrajectoryEvaluator
+from mbrl_ros.planning.registry import OPTIMIZERS, make_optimizer
+from mbrl_ros.planning.sampling import make_generators
+
+
+@dataclass(frozen=True)
+class MPCConfig:
+    """How an :class:`MPC` plans.
+
+    Attributes:
+        horizon: H, steps per planned action sequence.
+        optimizer: a name in :data:`mbrl_ros.planning.registry.OPTIMIZERS`.
+        optimizer_params: keyword parameters of that optimizer (population, iterations, ...).
+        propagation: a mode in :data:`mbrl_ros.planning.propagation.PROPAGATION_MODES`.
+        particles: particles per candidate for the ts modes (default 20); None for the other modes.
+        sample_aleatoric: sample next states from the members' Gaussians.
+        replan_every: actions of a plan that :meth:`MPC.act` executes before it plans again.
+        warm_start: start each plan from the last one shifted by the steps taken since (else from the
+            middle of the action bounds).
+        disagreement_penalty: weight of the ensemble-disagreement penalty on rewards (0: off).
+        discount: per-step discount of predicted rewards.
+        seed: seed of the planner's random numbers: an int (problem b of a batch uses seed + b), one int per
+            problem, or None (random).
+        device: torch device of the planning computation ("cpu", "cuda", "cuda:1", ...).
+    """
+
+    horizon: int = 15
+    optimizer: str = "cem"
+    optimizer_params: Mapping[str, Any] = field(default_factory=dict)
+    propagation: str = "ts_inf"
+    particles: int | None = None
+    sample_aleatoric: bool = True
+    replan_every: int = 1
+    warm_start: bool = True
+    disagreement_penalty: float = 0.0
+    discount: float = 1.0
+    seed: int | Sequence[int] | None = None
+    device: str = "cpu"
+
+    def __post_init__(self):
+        check_positive_int("horizon", self.horizon)
+        check_positive_int("replan_every", self.replan_every)
+        if self.replan_every > self.horizon:
+            raise ValueError(f"replan_every ({self.replan_every}) cannot exceed the horizon ({self.horizon})")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from {sorted(OPTIMIZERS)}")
+        if not isinstance(self.optimizer_params, Mapping):
+            raise ValueError(f"optimizer_params must be a mapping, got {type(self.optimizer_params).__name__}")
+        if self.propagation not in PROPAGATION_MODES:
+            raise ValueError(f"unknown propagation {self.propagation!r}; choose from {list(PROPAGATION_MODES)}")
+        if self.particles is not None:
+            check_positive_int("particles", self.particles)
+        for name in ("sample_aleatoric", "warm_start"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        seeds = self.seed if isinstance(self.seed, Sequence) and not isinstance(self.seed, str) else [self.seed]
+        if self.seed is not None and not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise ValueError(f"seed must be an integer, a list of integers (one per state) or None, got {self.seed!r}")
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(f"invalid device {self.device!r}: {error}") from None
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "MPCConfig":
+        """Builds a config from a mapping (a YAML section); unknown keys are an error, not ignored."""
+        if not isinstance(values, Mapping):
+            raise ValueError(f"an MPC config must be a mapping, got {type(values).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown MPC setting(s) {unknown}; the settings are {sorted(known)}")
+        return cls(**values)
+
+
+@dataclass
+class PlanStats:
+    """Statistics of the last plan, for a controller to publish (``PlannerStatus``).
+
+    Attributes:
+        planner: optimizer name.
+        iterations: optimizer iterations run.
+        plan_time: wall time of the plan (seconds).
+        evaluations: candidate sequences evaluated per problem.
+        model_steps: (member, row) model evaluations of the plan, all problems together.
+        predicted_returns: (B,) predicted return of each problem's plan (mean over particles).
+        disagreements: (B,) ensemble disagreement along each plan (mean over steps and particles of the
+            mean over state dimensions of the members' standard deviation).
+    """
+
+    planner: str
+    iterations: int
+    plan_time: float
+    evaluations: int
+    model_steps: int
+    predicted_returns: Tensor
+    disagreements: Tensor
+
+    @property
+    def predicted_return(self) -> float:
+        """Mean predicted return over the batch."""
+        return float(self.predicted_returns.mean())
+
+    @property
+    def disagreement(self) -> float:
+        """Mean disagreement over the batch."""
+        return float(self.disagreements.mean())
+
+
+def shift_plan(plan: Tensor, steps: int, fill: Tensor) -> Tensor:
+    """Moves plans (B, H, A) ``steps`` steps forward: step i takes step i + steps, the last steps ``fill``.
+
+    Args:
+        plan: (B, H, A) action sequences.
+        steps: time steps elapsed, >= 0.
+        fill: (B, H, A) or (H, A); its last ``steps`` steps fill the end.
+    """
+    shifted = fill.expand_as(plan).clone()
+    horizon = plan.shape[1]
+    if steps < horizon:
+        shifted[:, : horizon - steps] = plan[:, steps:]
+    return shifted
+
+
+class MPC:
+    """A receding-horizon controller: :meth:`plan` an action sequence, :meth:`act` its first action(s).
+
+    Args:
+        model: dynamics model (moved to the config's device).
+        reward_fn: batched ``reward(state, action, next_state) -> (R,)`` of the task.
+        action_low: (A,) lowest action.
+        action_high: (A,) highest action.
+        config: an :class:`MPCConfig` or a mapping of its fields; None: defaults.
+        termination_fn: batched ``terminated(next_state) -> (R,)`` bool, or None.
+        **overrides: fields of :class:`MPCConfig` replacing those of ``config``.
+    """
+
+    def __init__(
+        self,
+        model: DynamicsModel,
+        reward_fn: RewardFn,
+        action_low: Sequence[float] | Tensor,
+        action_high: Sequence[float] | Tensor,
+        config: MPCConfig | Mapping[str, Any] | None = None,
+        *,
+        termination_fn: TerminationFn | None = None,
+        **overrides: Any,
+    ):
+        if isinstance(config, MPCConfig):
+            config = asdict(config)
+        self.config = MPCConfig.from_dict({**(config or {}), **overrides})
+        self.device = torch.device(self.config.device)
+        self.optimizer = make_optimizer(self.config.optimizer, action_low, action_high, **self.config.optimizer_params)
+        self._check_model(model)
+        self.evaluator = TrajectoryEvaluator(
+            model.to(self.device), reward_fn, termination_fn, self.config.propagation, self.config.particles,
+            self.config.sample_aleatoric, self.config.disagreement_penalty, self.config.discount,
+        )
+        self.last_stats: PlanStats | None = None
+        self.reset(self.config.seed)
+
+    @classmethod
+    def from_config(
+        cls,
+        model: DynamicsModel,
+        reward_fn: RewardFn,
+        action_low: Sequence[float] | Tensor,
+        action_high: Sequence[float] | Tensor,
+        config: Mapping[str, Any],
+        termination_fn: TerminationFn | None = None,
+    ) -> "MPC":
+        """An MPC from a plain mapping (YAML); unknown or invalid settings raise ValueError."""
+        return cls(model, reward_fn, action_low, action_high, MPCConfig.from_dict(config),
+                   termination_fn=termination_fn)
+
+    @property
+    def horizon(self) -> int:
+        return self.config.horizon
+
+    @property
+    def state_dim(self) -> int:
+        return self.evaluator.state_dim
+
+    @property
+    def action_dim(self) -> int:
+        return self.optimizer.action_dim
+
+    @property
+    def model(self) -> DynamicsModel:
+        return self.evaluator.model
+
+    def reset(self, seed: int | Sequence[int] | None = None) -> None:
+        """Starts a new episode: forgets the last plan and warm start, and reseeds.
+
+        Args:
+            seed: an int (problem b of a batch uses ``seed + b``), one seed per problem, or None (random).
+        """
+        if seed is not None and not isinstance(seed, int):
+            seed = [int(s) for s in seed]
+        self._seed = seed
+        self._generators: list[torch.Generator] | None = None
+        self._plan: Tensor | None = None  # (B, H, A) last plan
+        self._executed = 0  # actions of the last plan executed by act()
+        self.optimizer.reset()
+
+    def set_model(self, model: DynamicsModel) -> None:
+        """Plans with ``model`` from the next plan on (the warm start is kept); rejects unfit models.
+
+        Raises:
+            ValueError: the model's dimensions differ, it has non-finite parameters, or it does not suit the
+                propagation mode (e.g. an ensemble for 'deterministic').
+        """
+        self._check_model(model)
+        if (model.state_dim, model.action_dim) != (self.state_dim, self.action_dim):
+            raise ValueError(f"the new model maps (S={model.state_dim}, A={model.action_dim}); the controller "
+                             f"plans for (S={self.state_dim}, A={self.action_dim})")
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise ValueError(f"the new model has non-finite values in {name}")
+        self.evaluator.set_model(model.to(self.device))
+
+    def warm_start_mean(self, batch: int, shift_steps: int) -> Tensor:
+        """(B, H, A) initial mean of the next plan: the last plan shifted by ``shift_steps``, or the default."""
+        default = self.optimizer.default_mean(self.horizon, self.device).expand(batch, -1, -1)
+        if not self.config.warm_start or self._plan is None:
+            return default.clone()
+        return shift_plan(self._plan, shift_steps, default)
+
+    def plan(self, state: Tensor | Sequence[float], shift_steps: int | None = None,
+             deadline: float | None = None) -> Tensor:
+        """Optimizes an action sequence from ``state``.
+
+        Args:
+            state: (S,) or (B, S), in the model's units.
+            shift_steps: control steps elapsed since the last plan's start state, to shift its warm start;
+                None: the actions :meth:`act` has executed from it.
+            deadline: ``time.monotonic()`` after which the optimizer starts no new iteration.
+
+        Returns:
+            (H, A), or (B, H, A) for a batch of states: the plan, within the action bounds.
+        """
+        states, batched = self._check_state(state)
+        batch = states.shape[0]
+        generators = self._generators_for(batch)
+        steps = self._executed if shift_steps is None else shift_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"shift_steps must be an integer >= 0, got {steps!r}")
+        start, model_steps = time.perf_counter(), self.evaluator.model_steps
+        initial_mean = self.warm_start_mean(batch, steps)
+        if self._plan is not None and steps > 0:
+            self.optimizer.shift(steps)
+        with torch.no_grad():
+            plan = self.optimizer.optimize(
+                lambda sequences: self.evaluator.returns(states, sequences, generators),
+                initial_mean, generators, deadline,
+            )
+            lower, upper = self.optimizer.bounds(plan)
+            plan = torch.maximum(torch.minimum(plan, upper), lower)
+            rollout = self.evaluator.rollout(states, plan[:, None], generators)
+        stats = self.optimizer.last_stats
+        self.last_stats = PlanStats(
+            planner=self.optimizer.name, iterations=stats.iterations, plan_time=time.perf_counter() - start,
+            evaluations=stats.evaluations, model_steps=self.evaluator.model_steps - model_steps,
+            predicted_returns=rollout.returns[:, 0].cpu(), disagreements=rollout.disagreement.mean(dim=(1, 2, 3)).cpu(),
+        )
+        self._plan, self._executed = plan, 0
+        return plan.clone() if batched else plan[0].clone()
+
+    def act(self, state: Tensor | Sequence[float]) -> Tensor:
+        """The action for ``state`` (S,) -> (A,), or for a batch (B, S) -> (B, A).
+
+        Plans when no plan is left (every ``replan_every`` calls), warm-started from the previous plan
+        shifted by the actions executed since; otherwise returns the next action of the current plan.
+        """
+        states, batched = self._check_state(state)
+        if self._plan is None or self._executed >= self.config.replan_every:
+            self.plan(states)
+        elif self._plan.shape[0] != states.shape[0]:
+            raise ValueError(f"the controller plans for {self._plan.shape[0]} state(s), got {states.shape[0]}; "
+                             "call reset() to change the batch size")
+        action = self._plan[:, self._executed].clone()
+        self._executed += 1
+        return action if batched else action[0]
+
+    def _check_model(self, model: DynamicsModel) -> None:
+        if not isinstance(model, DynamicsModel):
+            raise ValueError(f"the model must be a mbrl_ros.models.DynamicsModel, got {type(model).__name__}")
+        if model.action_dim != self.optimizer.action_dim:
+            raise ValueError(f"the model takes {model.action_dim} action dimension(s), the bounds give "
+                             f"{self.optimizer.action_dim}")
+
+    def _check_state(self, state: Tensor | Sequence[float]) -> tuple[Tensor, bool]:
+        states = torch.as_tensor(state, dtype=torch.float32, device=self.device)
+        batched = states.ndim == 2
+        if states.ndim not in (1, 2) or states.shape[-1] != self.state_dim or states.numel() == 0:
+            raise ValueError(f"the state must be ({self.state_dim},) or (B, {self.state_dim}), "
+                             f"got {tuple(states.shape)}")
+        if not torch.isfinite(states).all():
+            raise ValueError("the state has non-finite entries")
+        return (states if batched else states.unsqueeze(0)), batched
+
+    def _generators_for(self, batch: int) -> list[torch.Generator]:
+        if self._generators is None:
+            if self._seed is None:
+                seeds = [torch.Generator().seed() % 2**63 for _ in range(batch)]
+            elif isinstance(self._seed, int):
+                seeds = [self._seed + b for b in range(batch)]
+            else:
+                seeds = self._seed
+            if len(seeds) != batch:
+                raise ValueError(f"{len(seeds)} seeds were given for {batch} state(s)")
+            self._generators = make_generators(seeds, self.device)
+        elif len(self._generators) != batch:
+            raise ValueError(f"the controller plans for {len(self._generators)} state(s), got {batch}; "
+                             "call reset() to change the batch size")
+        return self._generators
+

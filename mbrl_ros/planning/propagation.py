@@ -1,0 +1,262 @@
+"""Returns of action sequences under a learned model: particles, propagation modes, rewards, terminations.
+
+For B start states and N candidate sequences each, every candidate is followed by P particles; all
+B x N x P rows go through the model in one batched forward per time step, whatever the mode:
+
+- ``ts_inf``: each particle is assigned one ensemble member for the whole horizon (PETS TS-inf);
+- ``ts1``: the particle-to-member assignment is re-drawn at every step (PETS TS1);
+- ``expectation``: one particle per candidate moves to the mean of all members' predictions (PETS E);
+- ``members``: one particle per member, particle p always on member p (PDDM's ensemble evaluation);
+- ``deterministic``: one particle through a single-member model (the MLP of Nagabandi et al. 2017).
+
+Assignments are balanced as in mbrl-lib: each member receives the same number of rows (padded when the row
+count is not a multiple of the ensemble size), so a step is one ``(E, rows / E, D)`` forward. In the
+ts modes and ``members``, the next state is drawn from the member's Gaussian when ``sample_aleatoric`` is
+set and the model has a variance; ``expectation`` and ``deterministic`` never sample.
+
+Rewards and terminations are batched task functions of (s, a, s'); a particle earns no reward after the
+step on which it terminated. An optional penalty subtracts ``disagreement_penalty`` times the ensemble
+disagreement (mean over state dimensions of the standard deviation of the members' predicted means, at
+the same input) from every step's reward; in the ts modes that takes an all-member forward, E times the
+work of the plain step.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from mbrl_ros.models.base import DynamicsModel
+from mbrl_ros.planning import sampling
+from mbrl_ros.planning.sampling import Generators
+
+PROPAGATION_MODES = ("ts_inf", "ts1", "expectation", "members", "deterministic")
+RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+TerminationFn = Callable[[Tensor], Tensor]
+
+
+@dataclass
+class Rollout:
+    """Predicted trajectories of every particle, as recorded by :meth:`TrajectoryEvaluator.rollout`.
+
+    Attributes:
+        states: (B, N, P, H + 1, S) start state then predicted states.
+        members: (B, N, P, H) member that predicted each step; -1 where the mean of all members did.
+        rewards: (B, N, P, H) reward of each step (before penalty, discount and termination masking).
+        disagreement: (B, N, P, H) ensemble disagreement at each step's input (0 for a single member).
+        alive: (B, N, P, H) whether the particle had not terminated before the step.
+        returns: (B, N) the objective: discounted, penalised, masked rewards, averaged over particles.
+    """
+
+    states: Tensor
+    members: Tensor
+    rewards: Tensor
+    disagreement: Tensor
+    alive: Tensor
+    returns: Tensor
+
+
+class TrajectoryEvaluator:
+    """Turns (start states, action sequences) into predicted returns through a dynamics model.
+
+    Args:
+        model: any :class:`~mbrl_ros.models.DynamicsModel` (``predict(state, action) -> (mean, variance)``).
+        reward_fn: ``reward(state (R, S), action (R, A), next_state (R, S)) -> (R,)``.
+        termination_fn: ``terminated(next_state (R, S)) -> (R,)`` bool, or None for tasks that never end.
+        propagation: one of :data:`PROPAGATION_MODES`.
+        particles: particles per candidate in the ts modes; the other modes fix it (1, or E for ``members``)
+            and reject any other value.
+        sample_aleatoric: draw next states from the members' Gaussians (ts modes and ``members``).
+        disagreement_penalty: weight (return units per unit of state std) of the disagreement penalty.
+        discount: per-step discount factor in (0, 1].
+    """
+
+    def __init__(
+        self,
+        model: DynamicsModel,
+        reward_fn: RewardFn,
+        termination_fn: TerminationFn | None = None,
+        propagation: str = "ts_inf",
+        particles: int | None = None,
+        sample_aleatoric: bool = True,
+        disagreement_penalty: float = 0.0,
+        discount: float = 1.0,
+    ):
+        if propagation not in PROPAGATION_MODES:
+            raise ValueError(f"unknown propagation {propagation!r}; choose from {list(PROPAGATION_MODES)}")
+        if not callable(reward_fn) or (termination_fn is not None and not callable(termination_fn)):
+            raise ValueError("reward_fn and termination_fn must be callables")
+        if not (isinstance(disagreement_penalty, int | float) and math.isfinite(disagreement_penalty)
+                and disagreement_penalty >= 0):
+            raise ValueError(f"disagreement_penalty must be a finite number >= 0, got {disagreement_penalty!r}")
+        if not (isinstance(discount, int | float) and 0 < discount <= 1):
+            raise ValueError(f"discount must be in (0, 1], got {discount!r}")
+        self.propagation = propagation
+        self.reward_fn, self.termination_fn = reward_fn, termination_fn
+        self.requested_particles = particles
+        self.sample_aleatoric = bool(sample_aleatoric)
+        self.disagreement_penalty = float(disagreement_penalty)
+        self.discount = float(discount)
+        self.model_steps = 0  # (member, row) forward evaluations so far
+        self.set_model(model)
+
+    def set_model(self, model: DynamicsModel) -> None:
+        """Uses ``model`` from now on; checks that it fits the propagation mode and particle count."""
+        for attribute in ("predict", "state_dim", "action_dim", "ensemble_size"):
+            if not hasattr(model, attribute):
+                raise ValueError(f"the model lacks {attribute!r}: it must follow the DynamicsModel contract")
+        ensemble = model.ensemble_size
+        fixed = {"expectation": 1, "deterministic": 1, "members": ensemble}.get(self.propagation)
+        if self.propagation == "deterministic" and ensemble != 1:
+            raise ValueError(f"propagation 'deterministic' needs a single-member model, this one has {ensemble}; "
+                             "use 'expectation', 'members' or a ts mode for an ensemble")
+        if fixed is None:
+            particles = 20 if self.requested_particles is None else self.requested_particles
+            if isinstance(particles, bool) or not isinstance(particles, int) or particles < 1:
+                raise ValueError(f"particles must be a positive integer, got {particles!r}")
+        else:
+            if self.requested_particles not in (None, fixed):
+                raise ValueError(f"propagation {self.propagation!r} uses {fixed} particle(s) per candidate with "
+                                 f"this model, got particles={self.requested_particles}")
+            particles = fixed
+        self.model, self.particles = model, particles
+
+    @property
+    def state_dim(self) -> int:
+        return self.model.state_dim
+
+    @property
+    def action_dim(self) -> int:
+        return self.model.action_dim
+
+    def returns(self, states: Tensor, action_sequences: Tensor, generators: Generators) -> Tensor:
+        """Predicted returns (B, N) of ``action_sequences`` (B, N, H, A) from ``states`` (B, S)."""
+        return self._run(states, action_sequences, generators, record=False).returns
+
+    def rollout(self, states: Tensor, action_sequences: Tensor, generators: Generators) -> Rollout:
+        """Like :meth:`returns`, keeping every particle's trajectory and the disagreement at every step.
+
+        The disagreement is measured with all members at each particle's input (one extra all-member
+        forward per step in the ts modes), so it is meant for few candidates (the chosen plan, tests).
+        """
+        return self._run(states, action_sequences, generators, record=True)
+
+    @torch.no_grad()
+    def _run(self, states: Tensor, action_sequences: Tensor, generators: Generators, record: bool) -> Rollout:
+        batch, count, horizon, _ = self._check_inputs(states, action_sequences)
+        particles, size = self.particles, self.state_dim
+        rows = batch * count * particles
+        generators = sampling.as_generators(generators, batch)
+        x = states[:, None, None, :].expand(batch, count, particles, size).reshape(rows, size)
+        alive = torch.ones(rows, dtype=torch.bool, device=x.device)
+        total = torch.zeros(rows, dtype=x.dtype, device=x.device)
+        need_disagreement = record or self.disagreement_penalty > 0
+        assignment = self._assign(generators, batch, count * particles, x.device)
+        history: dict[str, list[Tensor]] = {"states": [x], "members": [], "rewards": [], "disagreement": [],
+                                            "alive": []}
+        for t in range(horizon):
+            if self.propagation == "ts1" and t > 0:
+                assignment = self._assign(generators, batch, count * particles, x.device)
+            action = action_sequences[:, :, t, None, :].expand(-1, -1, particles, -1).reshape(rows, -1)
+            next_x, members, disagreement = self._step(x, action, assignment, generators, batch,
+                                                       need_disagreement)
+            reward = self.reward_fn(x, action, next_x)
+            if reward.shape != (rows,):
+                raise ValueError(f"reward_fn returned shape {tuple(reward.shape)} for {rows} transitions; "
+                                 f"expected ({rows},)")
+            penalised = reward - self.disagreement_penalty * disagreement if self.disagreement_penalty > 0 else reward
+            total += (self.discount**t) * torch.where(alive, penalised, torch.zeros_like(penalised))
+            if record:
+                for key, value in (("members", members), ("rewards", reward), ("disagreement", disagreement),
+                                   ("alive", alive.clone()), ("states", next_x)):
+                    history[key].append(value)
+            if self.termination_fn is not None:
+                done = self.termination_fn(next_x)
+                if done.shape != (rows,) or done.dtype != torch.bool:
+                    raise ValueError(f"termination_fn must return a bool tensor ({rows},), got "
+                                     f"{done.dtype} {tuple(done.shape)}")
+                alive &= ~done
+            x = next_x
+        returns = total.view(batch, count, particles).mean(dim=-1)
+        if not record:
+            return Rollout(*(torch.empty(0),) * 5, returns=returns)
+
+        def stacked(key: str) -> Tensor:
+            return torch.stack(history[key], dim=-1).view(batch, count, particles, -1)
+
+        trajectories = torch.stack(history["states"], dim=1).view(batch, count, particles, horizon + 1, size)
+        return Rollout(trajectories, stacked("members"), stacked("rewards"), stacked("disagreement"),
+                       stacked("alive"), returns)
+
+    def _check_inputs(self, states: Tensor, action_sequences: Tensor) -> tuple[int, int, int, int]:
+        if states.ndim != 2 or states.shape[1] != self.state_dim:
+            raise ValueError(f"states must be (B, {self.state_dim}), got {tuple(states.shape)}")
+        if (action_sequences.ndim != 4 or action_sequences.shape[0] != states.shape[0]
+                or action_sequences.shape[3] != self.action_dim):
+            raise ValueError(f"action sequences must be (B={states.shape[0]}, N, H, {self.action_dim}), "
+                             f"got {tuple(action_sequences.shape)}")
+        return tuple(action_sequences.shape)
+
+    def _assign(self, generators: Generators, batch: int, rows_per_problem: int,
+                device: torch.device) -> tuple[Tensor, Tensor, int] | None:
+        """Balanced random particle-to-member assignment of the ts modes.
+
+        Returns (slot, member, block): row r of the (b, n, p)-ordered rows goes to ``slot[r]`` of a buffer
+        viewed as (E, B * block, D), i.e. to ``member[r]``; None when there is nothing to assign.
+        """
+        ensemble = self.model.ensemble_size
+        if self.propagation not in ("ts1", "ts_inf") or ensemble == 1:
+            return None
+        block = math.ceil(rows_per_problem / ensemble)
+        local = sampling.permutations(generators, ensemble * block, device)[:, :rows_per_problem]
+        member = torch.div(local, block, rounding_mode="floor")
+        problem = torch.arange(batch, device=device)[:, None]
+        slot = member * (batch * block) + problem * block + local % block
+        return slot.reshape(-1), member.reshape(-1), block
+
+    def _step(self, x: Tensor, action: Tensor, assignment: tuple[Tensor, Tensor, int] | None,
+              generators: Generators, batch: int, need_disagreement: bool) -> tuple[Tensor, Tensor, Tensor]:
+        """One model step of all rows: (next state (R, S), member (R,), disagreement (R,))."""
+        rows, ensemble, mode = x.shape[0], self.model.ensemble_size, self.propagation
+        zeros = torch.zeros(rows, dtype=x.dtype, device=x.device)
+        if mode == "members":
+            per_member = (rows // ensemble, ensemble)
+            mean, variance = self.model.predict(x.view(*per_member, -1).transpose(0, 1),
+                                                action.view(*per_member, -1).transpose(0, 1))
+            disagreement = mean.std(dim=0, correction=0).mean(dim=-1).repeat_interleave(ensemble)
+            mean, variance = (None if v is None else v.transpose(0, 1).reshape(rows, -1) for v in (mean, variance))
+            members = torch.arange(ensemble, device=x.device).repeat(rows // ensemble)
+            self.model_steps += rows
+        elif mode in ("expectation", "deterministic") or assignment is None or need_disagreement:
+            means, variances = self.model.predict(x, action)  # (E, R, S): every member on every row
+            self.model_steps += ensemble * rows
+            disagreement = means.std(dim=0, correction=0).mean(dim=-1) if ensemble > 1 else zeros
+            if mode in ("expectation", "deterministic"):
+                mean, variance = means.mean(dim=0), None
+                members = torch.full((rows,), -1 if mode == "expectation" else 0, device=x.device)
+            elif assignment is None:
+                mean, variance = means[0], None if variances is None else variances[0]
+                members = torch.zeros(rows, dtype=torch.long, device=x.device)
+            else:
+                members = assignment[1]
+                index = members[None, :, None].expand(1, rows, means.shape[-1])
+                mean = means.gather(0, index)[0]
+                variance = None if variances is None else variances.gather(0, index)[0]
+        else:
+            slot, members, block = assignment
+            width = ensemble * batch * block
+            inputs_x = x.new_zeros(width, x.shape[1]) if width > rows else x.new_empty(width, x.shape[1])
+            inputs_a = (action.new_zeros if width > rows else action.new_empty)(width, action.shape[1])
+            inputs_x[slot], inputs_a[slot] = x, action
+            mean, variance = self.model.predict(inputs_x.view(ensemble, batch * block, -1),
+                                                inputs_a.view(ensemble, batch * block, -1))
+            mean = mean.reshape(width, -1)[slot]
+            variance = None if variance is None else variance.reshape(width, -1)[slot]
+            disagreement = zeros
+            self.model_steps += width
+        if self.sample_aleatoric and variance is not None:
+            noise = sampling.normal(generators, (rows // batch, mean.shape[-1]), x.device, x.dtype)
+            mean = mean + variance.sqrt() * noise.view(rows, -1)
+        return mean, members, disagreement
