@@ -72,7 +72,13 @@ build: $(BUILD_DIR)/CMakeCache.txt
 	@$(ROS_ENV) cmake --build $(BUILD_DIR) -j $$(nproc) >/dev/null
 	@$(ROS_ENV) cmake --install $(BUILD_DIR) >/dev/null
 
-setup: build
+# Headless OpenGL for MuJoCo's offscreen rendering: probe it, install libosmesa6 only if nothing renders.
+$(STAMP).headless: $(STAMP).deps
+	@echo "==> checking headless rendering (MuJoCo offscreen)"
+	@$(PY) mbrl_ros/sim/headless.py --install
+	@touch $@
+
+setup: build $(STAMP).headless
 	@echo "==> ready: $(VENV) holds ROS 2 Kilted and mbrl_ros; run 'make test' or 'make demo'"
 
 test: build

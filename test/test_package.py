@@ -30,6 +30,8 @@ PYTHON_DEPENDENCY_KEYS = {
 }
 # Needed by the generated messages rather than imported by hand.
 MESSAGE_GENERATION_KEYS = {"rosidl_default_runtime", "builtin_interfaces", "std_msgs"}
+# Installed for the MJCF assets they ship (found with importlib.util.find_spec), never imported.
+ASSET_DEPENDENCY_KEYS = {"python3-gymnasium-robotics-pip"}
 
 
 def imported_top_level_modules() -> set[str]:
@@ -56,7 +58,8 @@ def test_declared_runtime_dependencies_match_the_imports():
     imported = imported_top_level_modules()
     unknown = {module for module in imported if module not in PYTHON_DEPENDENCY_KEYS and not _is_ros_package(module)}
     assert not unknown, f"imports with no package.xml key mapping in this test: {sorted(unknown)}"
-    needed = {PYTHON_DEPENDENCY_KEYS.get(module, module) for module in imported} | MESSAGE_GENERATION_KEYS
+    needed = {PYTHON_DEPENDENCY_KEYS.get(module, module) for module in imported}
+    needed |= MESSAGE_GENERATION_KEYS | ASSET_DEPENDENCY_KEYS
     declared = {dep.name for dep in PACKAGE.exec_depends}
     assert needed - declared == set(), "imported but not declared in package.xml"
     assert declared - needed == set(), "declared in package.xml but never imported"
