@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from catkin_pkg.package import parse_package
 
-from conftest import REPO_ROOT
+from support import REPO_ROOT
 
 PREFIX = Path(sys.prefix)
 PACKAGE = parse_package(str(REPO_ROOT / "package.xml"))

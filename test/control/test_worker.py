@@ -8,7 +8,7 @@ import pytest
 
 from mbrl_ros.control.worker import Plan, PlannerWorker
 
-from conftest import wait_for
+from support import wait_for
 
 DT = 0.02
 

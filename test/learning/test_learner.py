@@ -14,7 +14,7 @@ import torch
 from mbrl_ros.learning import Learner, ModelStore, RetrainPolicy
 from mbrl_ros.models import DeterministicMLP, ModelFormatError, TrainerConfig, model_from_payload
 
-from conftest import wait_for
+from support import wait_for
 
 STATE, ACTION = 3, 2
 FAST_TRAINING = TrainerConfig(max_epochs=30, patience=5, batch_size=64, progress=False, seed=0)

@@ -13,7 +13,7 @@ from mbrl_ros.data.bags import bag_topics, message_typestore, read_bag
 from mbrl_ros.msg import ModelUpdate
 from mbrl_ros.nodes.bag_recorder import BagRecorder
 
-from conftest import wait_for
+from support import wait_for
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
