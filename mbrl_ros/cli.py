@@ -13,6 +13,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "mbrl_ros.plot_cli",
     "mbrl_ros.recording_cli",
     "mbrl_ros.tabular.cli",
+    "mbrl_ros.tasks.describe",
 )
 
 

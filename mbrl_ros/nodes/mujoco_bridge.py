@@ -29,6 +29,7 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import PublisherEventCallbacks
+from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -85,7 +86,11 @@ class MujocoBridge(Node):
     def __init__(self, **node_options: Any) -> None:
         super().__init__("mujoco_bridge", **node_options)
         for name, (default, description, dynamic) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=not dynamic))
+            try:
+                self.declare_parameter(name, default, ParameterDescriptor(description=description,
+                                                                          read_only=not dynamic))
+            except ParameterException as error:
+                raise ValueError(f"parameter {name} ({type(default).__name__}): {error}") from error
         value = {name: self.get_parameter(name).value for name in PARAMETERS}
         if value["mode"] not in MODES:
             raise ValueError(f"parameter mode must be one of {MODES}, got {value['mode']!r}")
@@ -96,6 +101,7 @@ class MujocoBridge(Node):
         options = {"episode_length": value["episode_length"]} if value["episode_length"] else {}
         self._simulation = TaskSimulation(value["task"], seed=value["seed"], **options)
         self.task = self._simulation.task
+        self._task_reference = value["task"]
         self._mode = value["mode"]
         self._auto_reset = value["auto_reset"]
         self._publish_clock = value["publish_clock"]
@@ -140,8 +146,12 @@ class MujocoBridge(Node):
         self._episodes = self.create_publisher(EpisodeSummary, "~/episode", EPISODE_QOS)
         self._real_time_factor = self.create_publisher(Float64, "~/real_time_factor", STATE_QOS)
         controller = value["controller"].rstrip("/")
-        self.create_subscription(Float64MultiArray, f"{controller}/commands", self._on_command, COMMAND_QOS)
-        self.create_subscription(JointTrajectory, f"{controller}/joint_trajectory", self._on_trajectory, COMMAND_QOS)
+        try:
+            self.create_subscription(Float64MultiArray, f"{controller}/commands", self._on_command, COMMAND_QOS)
+            self.create_subscription(JointTrajectory, f"{controller}/joint_trajectory", self._on_trajectory,
+                                     COMMAND_QOS)
+        except NameValidationException as error:
+            raise ValueError(f"parameter controller: {error}") from error
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(SetBool, "~/pause", self._on_pause)
 
@@ -313,8 +323,9 @@ class MujocoBridge(Node):
         summary = self._simulation.summary()
         wall = time.monotonic() - self._episode_wall_start
         msg = EpisodeSummary(
-            task=self.task.name, episode=summary.episode, seed=summary.seed, episode_return=summary.episode_return,
-            length=summary.length, success=summary.success, terminated=summary.terminated,
+            task=self._task_reference, episode=summary.episode, seed=summary.seed,
+            episode_return=summary.episode_return, length=summary.length, success=summary.success,
+            terminated=summary.terminated,
             truncated=summary.truncated, real_time_factor=(self._time - self._episode_time_start) / max(wall, 1e-9),
         )
         msg.header.stamp = self._stamp()
@@ -332,7 +343,8 @@ class MujocoBridge(Node):
             self._real_time_factor.publish(Float64(data=factor))
 
     def destroy_node(self) -> None:
-        self._simulation.close()
+        if hasattr(self, "_simulation"):  # absent when the constructor refused its parameters
+            self._simulation.close()
         super().destroy_node()
 
 
@@ -352,13 +364,18 @@ def main(argv: list[str] | None = None) -> int:
     with rclpy.init(args=argv):
         try:
             node = MujocoBridge()
-        except (ValueError, KeyError) as error:
+        except (ValueError, KeyError, OSError, RuntimeError) as error:
             print(f"mujoco_bridge: {error}", file=sys.stderr)
             return 2
         try:
             rclpy.spin(node)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except Exception:
+            # SIGINT/SIGTERM shut the context down from a signal handler, possibly while a callback was
+            # publishing: whatever that callback raises then is part of the shutdown, not an error.
+            if rclpy.ok():
+                raise
         finally:
             node.destroy_node()
     return 0

@@ -34,10 +34,6 @@ class ActuatorCommand:
         self._trajectory: _Trajectory | None = None
 
     @property
-    def size(self) -> int:
-        return self._ctrl.size
-
-    @property
     def holding(self) -> bool:
         """No command is in force: the controls hold a posture (at start, after a reset or a timeout)."""
         return self._last_command_time is None

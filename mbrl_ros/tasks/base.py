@@ -87,10 +87,14 @@ class Task(ABC):
 
     # ----------------------------------------------------------------------------------------------- model
     def edit_model(self, spec: mujoco.MjSpec) -> None:
-        """Changes the MJCF before compilation: goal bodies become mocap bodies, the camera is added.
+        """Changes the MJCF before compilation: goal bodies become mocap bodies, the camera is added, and
+        unnamed actuators take the name of the joint they drive.
 
         Override to change more (call ``super().edit_model(spec)``).
         """
+        for actuator in spec.actuators:
+            if not actuator.name and actuator.trntype == mujoco.mjtTrn.mjTRN_JOINT:
+                actuator.name = actuator.target
         for body_name in self.goal_bodies:
             body = spec.body(body_name)
             if body is None:

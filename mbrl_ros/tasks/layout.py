@@ -17,7 +17,7 @@ components are named ``x y z qw qx qy qz`` (quaternion scalar first), twist comp
 ``vx vy vz wx wy wz`` (world frame).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -175,7 +175,3 @@ class StateLayout:
             else:
                 parts.append(twists[field.body][field.indices])
         return np.concatenate(parts).astype(np.float64)
-
-    def split(self, state: np.ndarray) -> Mapping[str, np.ndarray]:
-        """Field name -> its part of ``state`` (..., S)."""
-        return {name: state[..., part] for name, part in self.slices.items()}

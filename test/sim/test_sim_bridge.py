@@ -287,6 +287,9 @@ def test_the_camera_publishes_the_same_frames_as_the_sim_layer_with_the_state_st
     ({"task": "no_such_task"}, "unknown task"),
     ({"command_timeout": -1.0}, "command_timeout"),
     ({"episode_length": -3}, "episode_length"),
+    ({"seed": "abc"}, "seed"),
+    ({"controller": "bad controller!"}, "controller"),
+    ({"camera_enabled": True, "camera_width": 0}, "positive"),
 ])
 def test_unusable_start_up_parameters_are_refused_with_a_reason(ros_executor, start_bridge, parameters, message):
     with pytest.raises(ValueError, match=message):
@@ -296,6 +299,8 @@ def test_unusable_start_up_parameters_are_refused_with_a_reason(ros_executor, st
 def test_the_executable_exits_with_a_message_on_bad_parameters(capsys):
     assert main(["mujoco_bridge", "--ros-args", "-p", "mode:=fast"]) == 2
     assert "mode must be one of" in capsys.readouterr().err
+    assert main(["mujoco_bridge", "--ros-args", "-p", "seed:=abc"]) == 2
+    assert "parameter seed" in capsys.readouterr().err
 
 
 def test_the_installed_executable_runs_lockstep_in_its_own_process(ros_executor):

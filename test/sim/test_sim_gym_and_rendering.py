@@ -69,14 +69,13 @@ def test_rendering_is_deterministic_for_equal_states_and_differs_for_different_o
 
 def test_a_renderer_can_be_driven_from_any_thread():
     simulation = TaskSimulation("cartpole_swingup", seed=0)
-    renderer = OffscreenRenderer(simulation.sim.model, 32, 24)
-    frames = [renderer.render(simulation.sim.data, "side")]
-    worker = threading.Thread(target=lambda: frames.append(renderer.render(simulation.sim.data, "side")))
-    worker.start()
-    worker.join()
+    with OffscreenRenderer(simulation.sim.model, 32, 24) as renderer:
+        frames = [renderer.render(simulation.sim.data, "side")]
+        worker = threading.Thread(target=lambda: frames.append(renderer.render(simulation.sim.data, "side")))
+        worker.start()
+        worker.join()
     assert frames[0].shape == (24, 32, 3)
     np.testing.assert_array_equal(frames[0], frames[1])
-    renderer.close()
     with pytest.raises(RuntimeError, match="close"):
         renderer.render(simulation.sim.data)
     with pytest.raises(ValueError, match="positive"):
@@ -94,3 +93,32 @@ def test_the_headless_backend_is_chosen_from_what_is_installed():
     assert choose_backend({}, libraries("EGL")) == "egl"
     assert choose_backend({}, libraries("EGL", "OSMesa")) == "osmesa"
     assert choose_backend({}, libraries()) is None
+
+
+def test_setup_installs_osmesa_only_when_nothing_renders(monkeypatch, capsys):
+    from mbrl_ros.sim import headless
+
+    outcomes, installs = [], []
+    monkeypatch.setattr(headless, "probe", lambda: outcomes.pop(0))
+    monkeypatch.setattr(headless, "install_osmesa", lambda: installs.append(1) or (True, "installed"))
+    monkeypatch.setattr(headless.ctypes.util, "find_library", lambda name: None)
+
+    outcomes[:] = [(True, "MUJOCO_GL=egl: ")]
+    assert headless.main(["--install"]) == 0 and not installs
+    outcomes[:] = [(False, "MUJOCO_GL=egl: no device"), (True, "MUJOCO_GL=osmesa: ")]
+    assert headless.main(["--install"]) == 0 and installs == [1]
+    assert "works (MUJOCO_GL=osmesa)" in capsys.readouterr().out
+    outcomes[:] = [(False, "MUJOCO_GL=egl: no device")]
+    assert headless.main([]) == 1, "without --install it only reports"
+    assert "does not work" in capsys.readouterr().err
+    monkeypatch.setattr(headless, "install_osmesa", lambda: (False, "not root and sudo is not available"))
+    outcomes[:] = [(False, "MUJOCO_GL=egl: no device")]
+    assert headless.main(["--install"]) == 1
+    assert "could not be installed: not root" in capsys.readouterr().err
+
+
+def test_the_backend_chosen_here_renders_in_a_fresh_interpreter():
+    from mbrl_ros.sim import headless
+
+    works, detail = headless.probe()
+    assert works, detail

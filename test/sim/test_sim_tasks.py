@@ -26,7 +26,7 @@ def test_every_task_describes_its_state_actions_and_timing(tasks, name):
     assert task.state_dim == task.layout.size == len(task.layout.labels)
     low, high = task.action_bounds
     assert low.shape == high.shape == (task.action_dim,) == (model.nu,) and np.all(low < high)
-    assert len(task.actuator_names) == task.action_dim
+    assert len(set(task.actuator_names)) == task.action_dim and all(task.actuator_names), "named, uniquely"
     assert round(task.dt / model.opt.timestep) * model.opt.timestep == pytest.approx(task.dt)
     assert task.episode_length > 0 and task.success_hold_steps >= 1
     joint_names = {model.joint(j).name for j in range(model.njnt)}
