@@ -40,7 +40,7 @@ from mbrl_ros.learning import Learner, ModelRelease, RetrainPolicy, Transition, 
 from mbrl_ros.models import LearnedDynamicsModel, TrainerConfig, model_class
 from mbrl_ros.msg import EpisodeSummary, ModelUpdate
 from mbrl_ros.msg import Transition as TransitionMessage
-from mbrl_ros.nodes.conversions import MessageError, command_array
+from mbrl_ros.nodes.conversions import MessageError, command_array, stamp_to_seconds
 from mbrl_ros.nodes.parameters import declare_defaults, section
 from mbrl_ros.nodes.state_assembly import TopicStateAssembler, pose_topic, twist_topic
 from mbrl_ros.tasks import Task, make_task
@@ -179,7 +179,8 @@ class DynamicsLearner(Node):
 
     def _on_episode_end(self, robot: _Robot):
         def on_message(msg: EpisodeSummary) -> None:
-            self._store(robot.transitions.cut(), last_done=bool(msg.terminated))
+            ended_at = stamp_to_seconds(msg.header.stamp)  # the episode's last state, whatever arrived first
+            self._store(robot.transitions.cut(at=ended_at), last_done=bool(msg.terminated))
             self.learner.end_episode()
 
         return on_message

@@ -40,6 +40,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -120,10 +121,13 @@ class MpcController(Node):
 
         bridge, controller = value["bridge"], value["controller"].rstrip("/")
         self._command_interface = value["command_interface"]
-        if self._command_interface == "commands":
-            self._commands = self.create_publisher(Float64MultiArray, f"{controller}/commands", STATE_QOS)
-        else:
-            self._commands = self.create_publisher(JointTrajectory, f"{controller}/joint_trajectory", STATE_QOS)
+        # Lockstep: a state answered before the robot subscribes to the commands would be lost, and the robot
+        # would wait for its lockstep timeout; such a state is answered once the subscription matches.
+        self._unanswered: tuple[float, np.ndarray] | None = None
+        matched = PublisherEventCallbacks(matched=self._on_command_subscriber_matched, use_default_callbacks=False)
+        command_type, topic = ((Float64MultiArray, f"{controller}/commands") if self._command_interface == "commands"
+                               else (JointTrajectory, f"{controller}/joint_trajectory"))
+        self._commands = self.create_publisher(command_type, topic, STATE_QOS, event_callbacks=matched)
         self._status = self.create_publisher(PlannerStatus, "~/status", STATE_QOS)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", STATE_QOS)
         state_group = MutuallyExclusiveCallbackGroup()
@@ -185,7 +189,10 @@ class MpcController(Node):
             if self._safety is None:
                 self._safety = SafetyFilter(self._limits, self.task.hold_command(self._joint_positions))
         if self.mode == "lockstep":
-            self._act_lockstep(stamp, state)
+            if self._commands.get_subscription_count() == 0:
+                self._unanswered = (stamp, state)
+            else:
+                self._act_lockstep(stamp, state)
         elif self._worker is not None:
             self._worker.submit_state(stamp, state)
 
@@ -215,6 +222,11 @@ class MpcController(Node):
         self.get_logger().error(f"planning failed: {error}", throttle_duration_sec=LOG_THROTTLE)
 
     # ------------------------------------------------------------------------------------------ acting
+    def _on_command_subscriber_matched(self, info: Any) -> None:
+        unanswered, self._unanswered = self._unanswered, None
+        if info.current_count_change > 0 and unanswered is not None and self.mode == "lockstep":
+            self._act_lockstep(*unanswered)
+
     def _act_lockstep(self, stamp: float, state: np.ndarray) -> None:
         if not self.enabled:
             return
