@@ -14,6 +14,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "mbrl_ros.recording_cli",
     "mbrl_ros.tabular.cli",
     "mbrl_ros.tasks.describe",
+    "mbrl_ros.up_cli",
 )
 
 

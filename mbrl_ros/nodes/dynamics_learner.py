@@ -29,7 +29,6 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -42,6 +41,7 @@ from mbrl_ros.msg import EpisodeSummary, ModelUpdate
 from mbrl_ros.msg import Transition as TransitionMessage
 from mbrl_ros.nodes.conversions import MessageError, command_array, stamp_to_seconds
 from mbrl_ros.nodes.parameters import declare_defaults, section
+from mbrl_ros.nodes.spinning import spin_until_shutdown
 from mbrl_ros.nodes.state_assembly import TopicStateAssembler, pose_topic, twist_topic
 from mbrl_ros.tasks import Task, make_task
 
@@ -263,12 +263,5 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
     with rclpy.init(args=argv):
         node = DynamicsLearner()
-        executor = MultiThreadedExecutor()
-        executor.add_node(node)
-        try:
-            executor.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        finally:
-            node.destroy_node()
+        spin_until_shutdown(node)
     return 0

@@ -41,7 +41,6 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import PublisherEventCallbacks
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -55,6 +54,7 @@ from mbrl_ros.models import DynamicsModel, ModelPayload, model_from_payload
 from mbrl_ros.msg import EpisodeSummary, ModelUpdate, PlannerStatus
 from mbrl_ros.nodes.conversions import MessageError, command_message, seconds_to_stamp
 from mbrl_ros.nodes.parameters import declare_defaults, section
+from mbrl_ros.nodes.spinning import spin_until_shutdown
 from mbrl_ros.nodes.state_assembly import JOINT_STATES_TOPIC, TopicStateAssembler, pose_topic, twist_topic
 from mbrl_ros.planning import MPC, MPCConfig
 from mbrl_ros.tasks import make_task
@@ -373,12 +373,5 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
     with rclpy.init(args=argv):
         node = MpcController()
-        executor = MultiThreadedExecutor()
-        executor.add_node(node)
-        try:
-            executor.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        finally:
-            node.destroy_node()
+        spin_until_shutdown(node)
     return 0
