@@ -10,8 +10,11 @@ import importlib
 
 SUBCOMMANDS: tuple[str, ...] = (
     "mbrl_ros.models.train_command",
+    "mbrl_ros.plot_cli",
+    "mbrl_ros.recording_cli",
     "mbrl_ros.tabular.cli",
     "mbrl_ros.tasks.describe",
+    "mbrl_ros.up_cli",
 )
 
 

@@ -7,17 +7,23 @@ inherit the same environment.
 
 import os
 import threading
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from support import REPO_ROOT
 
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO_ROOT / "config" / "fastdds_localhost.xml"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests use one torch thread: their tensors are small, and two threads per test process only fight each
+    other and the ROS executors for the cores (timing-sensitive tests set their own count where they need it)."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture
@@ -45,13 +51,3 @@ def ros_executor() -> Iterator["rclpy.executors.SingleThreadedExecutor"]:  # noq
         executor.shutdown(timeout_sec=5)
         context.try_shutdown()
         spinner.join(timeout=5)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
-    """Polls ``predicate`` until it is true or ``timeout`` (seconds) passes; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, wait_for
+from support import REPO_ROOT, wait_for
 
 VENV = Path(sys.prefix)
 NOT_SOURCES = shutil.ignore_patterns(".git", ".venv*", "build", "install", "log", "runs", "__pycache__", ".*_cache")

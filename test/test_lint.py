@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO_ROOT
+from support import REPO_ROOT
 
 
 def test_ruff_reports_nothing():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from catkin_pkg.package import parse_package
 
-from conftest import REPO_ROOT
+from support import REPO_ROOT
 
 PREFIX = Path(sys.prefix)
 PACKAGE = parse_package(str(REPO_ROOT / "package.xml"))
@@ -26,6 +26,7 @@ PYTHON_DEPENDENCY_KEYS = {
     "safetensors": "python3-safetensors-pip",
     "gymnasium": "python3-gymnasium-pip",
     "gymnasium_robotics": "python3-gymnasium-robotics-pip",
+    "rosbags": "python3-rosbags-pip",
 }
 # Needed by the generated messages rather than imported by hand.
 MESSAGE_GENERATION_KEYS = {"rosidl_default_runtime", "builtin_interfaces", "std_msgs"}

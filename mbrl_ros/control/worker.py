@@ -57,13 +57,16 @@ class PlannerWorker:
         plan_function: plans from a state; gets the number of control periods between this plan's state and
             the previous plan's, so a warm-started planner can shift its previous solution by that much.
         dt: control period (seconds).
+        on_plan: called with every completed plan (in the thread that planned it), e.g. to publish its stats.
         on_error: called with the exception when a plan or queued work fails; the worker keeps running.
     """
 
     def __init__(
-        self, plan_function: PlanFunction, dt: float, on_error: Callable[[Exception], None] | None = None
+        self, plan_function: PlanFunction, dt: float, on_plan: Callable[[Plan], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
     ):
-        self._plan_function, self._dt, self._on_error = plan_function, dt, on_error
+        self._plan_function, self._dt = plan_function, dt
+        self._on_plan, self._on_error = on_plan, on_error
         self._lock = threading.Lock()
         self._new_state = threading.Condition(self._lock)
         self._state: tuple[float, np.ndarray] | None = None
@@ -154,4 +157,6 @@ class PlannerWorker:
         with self._lock:
             self._plan = plan
         self.plans_completed += 1
+        if self._on_plan is not None:
+            self._on_plan(plan)
         return plan

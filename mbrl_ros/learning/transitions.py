@@ -11,7 +11,7 @@ transitions a dynamics model learns from, with no cooperation from the robot:
 - gaps (no state within the tolerance of a grid point, or no command in force) drop the transition;
 - messages are held back for ``reorder_window`` seconds of stream time, so out-of-order arrivals within
   that window are put back in order; older ones are dropped and counted;
-- :meth:`cut` marks an episode boundary (a reset): no transition spans it.
+- :meth:`cut` marks an episode boundary (a reset) at a stamp: no transition spans it.
 """
 
 import bisect
@@ -95,16 +95,24 @@ class TransitionAssembler:
         bisect.insort(self._commands, self._stamped(stamp, action), key=_stamp)
         return self._advance(stamp)
 
-    def cut(self) -> list[Transition]:
-        """Episode boundary: completes what can be completed, then starts afresh (no transition spans it)."""
-        transitions = self._process_states_until(np.inf)
+    def cut(self, at: float | None = None) -> list[Transition]:
+        """Episode boundary after the state stamped ``at`` (default: after everything received so far).
+
+        Completes the transitions up to ``at`` and starts afresh: no transition spans the boundary. States
+        stamped after ``at`` that already arrived (the next episode's, overtaking the end-of-episode message)
+        stay queued and begin the next episode; commands before them are kept for it.
+        """
+        frontier = np.inf if at is None else at
+        transitions = self._process_states_until(frontier)
         previous, last_seen = self._grid_state, self._last_seen
         if previous is not None and last_seen is not previous and self._near_grid_point(previous, last_seen):
             # The last state came just before its grid point: nothing nearer can follow now.
             transition = self._settle(previous, last_seen)
             transitions += [transition] if transition is not None else []
         self._grid_state = self._last_seen = None
-        self._commands.clear()
+        self._commands = [c for c in self._commands if c.stamp > frontier]
+        if at is not None:
+            self._processed_until = max(self._processed_until, at)  # a straggler of the ended episode is late
         return transitions
 
     def _stamped(self, stamp: float, vector: np.ndarray) -> _Stamped:

@@ -4,4 +4,5 @@
   and Image to and from numpy, validating what they read.
 - :mod:`mbrl_ros.nodes.state_assembly`: a task's state vector from a robot's topics.
 - :mod:`mbrl_ros.nodes.mujoco_bridge`: the simulated robot.
+- :mod:`mbrl_ros.nodes.bag_recorder`: records topics into a rosbag2 bag (MCAP).
 """

@@ -30,7 +30,6 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.exceptions import NameValidationException, ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -51,6 +50,7 @@ from mbrl_ros.nodes.conversions import (
     seconds_to_stamp,
     twist_stamped_message,
 )
+from mbrl_ros.nodes.spinning import spin_until_shutdown
 from mbrl_ros.sim.commands import ActuatorCommand
 from mbrl_ros.sim.episode import TaskSimulation
 
@@ -367,17 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, KeyError, OSError, RuntimeError) as error:
             print(f"mujoco_bridge: {error}", file=sys.stderr)
             return 2
-        try:
-            rclpy.spin(node)
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        except Exception:
-            # SIGINT/SIGTERM shut the context down from a signal handler, possibly while a callback was
-            # publishing: whatever that callback raises then is part of the shutdown, not an error.
-            if rclpy.ok():
-                raise
-        finally:
-            node.destroy_node()
+        spin_until_shutdown(node)
     return 0
 
 

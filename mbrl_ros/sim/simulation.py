@@ -33,6 +33,26 @@ def load_model(mjcf: str | Path, edit: Callable[[mujoco.MjSpec], None] | None = 
         return spec.compile()
 
 
+def actuator_transmissions(model: mujoco.MjModel) -> tuple[tuple[str | None, ...], np.ndarray]:
+    """Each actuator's joint (None for tendon/site transmissions) and whether it is a position servo.
+
+    A position servo (MuJoCo ``<position>``) has a joint transmission and force ``kp * (ctrl - q)``: its control
+    is a target joint position, so holding a posture means commanding the measured position.
+    """
+    joints = tuple(
+        model.joint(int(model.actuator_trnid[a, 0])).name if model.actuator_trntype[a] == mujoco.mjtTrn.mjTRN_JOINT
+        else None
+        for a in range(model.nu)
+    )
+    gains = model.actuator_gainprm[:, 0]
+    servo = np.array([
+        joints[a] is not None and model.actuator_biastype[a] == mujoco.mjtBias.mjBIAS_AFFINE and gains[a] > 0
+        and bool(np.isclose(model.actuator_biasprm[a, 1], -gains[a]))
+        for a in range(model.nu)
+    ], dtype=bool)
+    return joints, servo
+
+
 class Simulation:
     """One MuJoCo world whose :meth:`step` advances one control period ``dt`` (``frame_skip`` physics steps).
 
@@ -65,13 +85,7 @@ class Simulation:
         limited = model.actuator_ctrllimited.astype(bool)
         self.ctrl_low = np.where(limited, model.actuator_ctrlrange[:, 0], -np.inf)
         self.ctrl_high = np.where(limited, model.actuator_ctrlrange[:, 1], np.inf)
-        self.actuator_joints: tuple[str | None, ...] = tuple(
-            model.joint(int(model.actuator_trnid[a, 0])).name
-            if model.actuator_trntype[a] == mujoco.mjtTrn.mjTRN_JOINT
-            else None
-            for a in range(model.nu)
-        )
-        self.position_actuators = np.array([self._is_position_servo(a) for a in range(model.nu)], dtype=bool)
+        self.actuator_joints, self.position_actuators = actuator_transmissions(model)
         self._renderers: dict[tuple[int, int], OffscreenRenderer] = {}
         self._body_ids: dict[str, int] = {}
         self.reset()
@@ -82,17 +96,6 @@ class Simulation:
     ) -> "Simulation":
         """Loads ``mjcf`` (see :func:`load_model`) and wraps it at control period ``dt`` (s)."""
         return cls(load_model(mjcf, edit), dt)
-
-    def _is_position_servo(self, actuator: int) -> bool:
-        """A position actuator (MuJoCo ``<position>``): force = kp * (ctrl - q) with a joint transmission."""
-        model = self.model
-        gain = model.actuator_gainprm[actuator, 0]
-        return (
-            self.actuator_joints[actuator] is not None
-            and model.actuator_biastype[actuator] == mujoco.mjtBias.mjBIAS_AFFINE
-            and gain > 0
-            and np.isclose(model.actuator_biasprm[actuator, 1], -gain)
-        )
 
     @property
     def time(self) -> float:

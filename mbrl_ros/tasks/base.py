@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mbrl_ros.sim.simulation import load_model
+from mbrl_ros.sim.simulation import actuator_transmissions, load_model
 from mbrl_ros.tasks.layout import StateLayout
 
 if TYPE_CHECKING:
@@ -138,6 +138,20 @@ class Task(ABC):
         limited = self.model.actuator_ctrllimited.astype(bool)
         ranges = self.model.actuator_ctrlrange
         return np.where(limited, ranges[:, 0], -np.inf), np.where(limited, ranges[:, 1], np.inf)
+
+    def hold_command(self, joint_positions: Mapping[str, float]) -> np.ndarray:
+        """(A,) the command that holds a measured posture: each position servo aims at its joint's position,
+        other actuators get 0; within the action bounds.
+
+        Args:
+            joint_positions: measured position (rad or m) of at least every position-servoed joint, by name.
+        """
+        joints, servo = actuator_transmissions(self.model)
+        command = np.zeros(self.action_dim)
+        for actuator in np.flatnonzero(servo):
+            command[actuator] = joint_positions[joints[actuator]]
+        low, high = self.action_bounds
+        return np.clip(command, low, high)
 
     # ------------------------------------------------------------------------------------ batched functions
     @abstractmethod

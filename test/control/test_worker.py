@@ -8,7 +8,7 @@ import pytest
 
 from mbrl_ros.control.worker import Plan, PlannerWorker
 
-from conftest import wait_for
+from support import wait_for
 
 DT = 0.02
 
@@ -86,7 +86,8 @@ def test_a_failing_plan_is_reported_and_the_worker_keeps_planning():
             raise RuntimeError("planner blew up")
         return np.zeros((3, 1)), {}
 
-    worker = PlannerWorker(flaky, DT, on_error=errors.append)
+    planned = []
+    worker = PlannerWorker(flaky, DT, on_plan=planned.append, on_error=errors.append)
     worker.start()
     try:
         for k in range(3):
@@ -97,7 +98,7 @@ def test_a_failing_plan_is_reported_and_the_worker_keeps_planning():
         assert wait_for(lambda: worker.plans_completed == 3, 5)
     finally:
         worker.stop()
-    assert worker.plans_failed == 1
+    assert worker.plans_failed == 1 and len(planned) == 3
     assert [type(error) for error in errors] == [RuntimeError, ZeroDivisionError]
 
 

@@ -124,6 +124,24 @@ def test_cut_starts_a_new_episode_with_no_transition_across_the_reset():
     assert all(np.all(np.abs(t.next_state - t.state) < 1.0) for t in transitions), "a transition spans the reset"
 
 
+def test_a_cut_at_a_stamp_keeps_the_next_episodes_early_messages_for_it():
+    """Lockstep after a reset: the next episode's first state (one period later) overtakes the episode's end."""
+    first_states, first_commands, first_truth = robot_streams(10, seed=1)
+    second_states, second_commands, second_truth = robot_streams(10, seed=2)
+    offset = 10 * DT + DT  # the reset takes one period on the robot's clock
+    second_states = [(t + offset, s + 100) for t, s in second_states]
+    second_commands = [(t + offset, a) for t, a in second_commands]
+    second_truth = [(s + 100, a, n + 100) for s, a, n in second_truth]
+    assembler = TransitionAssembler(DT)
+    transitions = []
+    for kind, stamp, vector in interleaved(first_states, first_commands) + interleaved(second_states[:2], []):
+        transitions += (assembler.add_state if kind == "state" else assembler.add_command)(stamp, vector)
+    transitions += assembler.cut(at=first_states[-1][0])  # the end-of-episode message arrives late
+    rest = interleaved(second_states[2:], second_commands)
+    transitions += feed(assembler, rest)
+    assert_matches(transitions, first_truth + second_truth)
+
+
 def test_jittery_stamps_within_the_tolerance_are_accepted():
     states, commands, truth = robot_streams(40, jitter=0.1 * DT)
     assert_matches(feed(TransitionAssembler(DT), interleaved(states, commands)), truth)

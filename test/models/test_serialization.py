@@ -181,8 +181,8 @@ def test_unknown_or_unexpected_kinds_and_malformed_fields_are_rejected():
     payload = model_to_payload(trained_looking("ensemble"))
     with pytest.raises(ModelFormatError, match="expected a model of kind 'mlp'"):
         model_from_payload(payload, expected_kind="mlp")
-    unknown = with_metadata(dataclasses.replace(payload, kind="rssm"), lambda m: m.update(kind="rssm"))
-    with pytest.raises(ModelFormatError, match="unknown model kind 'rssm'"):
+    unknown = with_metadata(dataclasses.replace(payload, kind="no_such_kind"), lambda m: m.update(kind="no_such_kind"))
+    with pytest.raises(ModelFormatError, match="unknown model kind 'no_such_kind'"):
         model_from_payload(unknown)
     with pytest.raises(ModelFormatError, match="JSON"):
         model_from_payload(dataclasses.replace(payload, metadata_json="{not json"))

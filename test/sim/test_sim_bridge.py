@@ -32,7 +32,7 @@ from mbrl_ros.nodes.state_assembly import JOINT_STATES_TOPIC, TopicStateAssemble
 from mbrl_ros.sim.episode import TaskSimulation
 from mbrl_ros.tasks import make_task
 
-from conftest import wait_for
+from support import wait_for
 
 QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 COMMANDS = "/forward_command_controller/commands"

@@ -1,0 +1,159 @@
+"""The dynamics learner, ROS-free: transitions in, versioned models out.
+
+It persists every transition (crash-safe replay buffer), retrains the model in a background thread when its
+:class:`RetrainPolicy` says so or when asked, continuing from the previous weights, and releases each new
+model with an increasing version: stored atomically on disk and handed to ``on_release`` (the ROS node
+publishes it). A learner reopened on the same directory resumes its transitions, model and version.
+"""
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mbrl_ros.data import DEFAULT_FLUSH_INTERVAL, ReplayBuffer
+from mbrl_ros.learning.model_store import ModelStore
+from mbrl_ros.models import LearnedDynamicsModel, ModelPayload, ModelTrainer, TrainerConfig, model_to_payload
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetrainPolicy:
+    """When the learner retrains on its own (it always retrains when asked).
+
+    Attributes:
+        every_transitions: after this many new transitions since the last training (0: never by count).
+        on_episode_end: at the end of each episode.
+        min_transitions: never with fewer transitions than this in the buffer.
+    """
+
+    every_transitions: int = 1000
+    on_episode_end: bool = True
+    min_transitions: int = 100
+
+
+@dataclass(frozen=True)
+class ModelRelease:
+    """A model the learner released: its version, what it was trained on and its message payload."""
+
+    version: int
+    transitions: int
+    validation_nll: float | None  # mean over members of the best validation NLL; None for a resumed model
+    payload: ModelPayload
+
+
+class Learner:
+    """Persists transitions, retrains in the background, releases versioned models.
+
+    Args:
+        data_dir: transitions go to ``data_dir/transitions``, models to ``data_dir/models``, training curves to
+            ``data_dir/training.csv``; an existing directory is resumed.
+        model_factory: builds a fresh, untrained model (also fixes the state and action sizes).
+        trainer_config: how each round trains.
+        policy: when to retrain.
+        on_release: called (in the training thread) with every new release; a resumed model is
+            :attr:`latest_release` from the start.
+        flush_interval: seconds between writes of new transitions to disk (the most a crash can lose).
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike,
+        model_factory: Callable[[], LearnedDynamicsModel],
+        trainer_config: TrainerConfig | None = None,
+        policy: RetrainPolicy | None = None,
+        on_release: Callable[[ModelRelease], None] | None = None,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+    ):
+        self.data_dir = Path(data_dir)
+        self.policy = policy or RetrainPolicy()
+        self._on_release = on_release
+        model = model_factory()
+        self.store = ModelStore(self.data_dir / "models")
+        self.version = self.store.latest_version()
+        if self.version:
+            stored = self.store.load(expected_kind=model.kind)
+            if (stored.state_dim, stored.action_dim) != (model.state_dim, model.action_dim):
+                raise ValueError(
+                    f"{self.store.path(self.version)} holds a model for state/action sizes "
+                    f"{stored.state_dim}/{stored.action_dim}, not {model.state_dim}/{model.action_dim}"
+                )
+            model = stored
+        self.buffer = ReplayBuffer(model.state_dim, model.action_dim, self.data_dir / "transitions", flush_interval)
+        self.trainer = ModelTrainer(model, trainer_config, csv_path=self.data_dir / "training.csv")
+        self.latest_release: ModelRelease | None = (
+            ModelRelease(self.version, len(self.buffer), None, model_to_payload(model, {"version": self.version}))
+            if self.version
+            else None
+        )
+        self._new_transitions = 0
+        self._wanted = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()  # one training round at a time
+        self._thread = threading.Thread(target=self._train_when_wanted, name="learner", daemon=True)
+        self._thread.start()
+
+    @property
+    def model(self) -> LearnedDynamicsModel:
+        return self.trainer.model
+
+    def add(
+        self, states: np.ndarray, actions: np.ndarray, next_states: np.ndarray,
+        rewards: float | np.ndarray = 0.0, dones: bool | np.ndarray = False,
+    ) -> None:
+        """Adds one transition or a batch (see :meth:`ReplayBuffer.add`); may start a training round."""
+        self.buffer.add(states, actions, next_states, rewards, dones)
+        self._new_transitions += 1 if np.ndim(states) == 1 else len(states)
+        every = self.policy.every_transitions
+        if every and self._new_transitions >= every:
+            self.request_training()
+
+    def end_episode(self) -> None:
+        if self.policy.on_episode_end:
+            self.request_training()
+
+    def request_training(self) -> None:
+        """Starts a training round in the background (once the buffer holds ``min_transitions``)."""
+        self._wanted.set()
+
+    def train_now(self) -> ModelRelease | None:
+        """One training round in the caller's thread; None when there are too few transitions."""
+        with self._lock:
+            if len(self.buffer) < max(1, self.policy.min_transitions):
+                return None
+            self._new_transitions = 0
+            result = self.trainer.fit_buffer(self.buffer)
+            self.version += 1
+            validation_nll = float(np.mean(result.best_validation_nll))
+            extra = {"version": self.version, "transitions": result.train_transitions + result.validation_transitions,
+                     "validation_nll": validation_nll}
+            self.store.save(self.model, self.version, extra)
+            release = ModelRelease(self.version, extra["transitions"], validation_nll,
+                                   model_to_payload(self.model, extra))
+            self.latest_release = release
+        if self._on_release is not None:
+            self._on_release(release)
+        return release
+
+    def close(self) -> None:
+        """Finishes the round in progress, stops the training thread and flushes the buffer."""
+        self._stopping.set()
+        self._wanted.set()
+        self._thread.join()
+        self.buffer.close()
+
+    def _train_when_wanted(self) -> None:
+        while True:
+            self._wanted.wait()
+            if self._stopping.is_set():
+                return
+            self._wanted.clear()
+            try:
+                self.train_now()
+            except Exception:  # a failed round must not end the learner: keep the data, try again next time
+                _LOG.exception("training round failed; the previous model stays in use")

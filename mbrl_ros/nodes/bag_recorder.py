@@ -1,0 +1,119 @@
+"""bag_recorder: records topics off DDS into a rosbag2 bag (MCAP), as serialised bytes, untouched.
+
+Topics are matched by name as they appear in the graph (re-checked every ``discovery_period`` seconds), each
+subscribed with the QoS its publishers offer (best effort if any publisher is, transient local if all are,
+so a latched ModelUpdate is recorded too). Messages are stamped with their receive time on the node's clock
+(simulated time under use_sim_time), as `ros2 bag record` does. The bag is finished when the node is
+destroyed; a bag cut short by a crash is recovered with `ros2 bag reindex`.
+"""
+
+import argparse
+import importlib
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from mbrl_ros.data.bags import BagWriter, message_typestore
+
+_DEPTH = 1000  # per-topic queue: a recorder should not drop messages in bursts
+
+
+def message_class(type_name: str) -> type:
+    """The rclpy message class of ``pkg/msg/Type``."""
+    package, kind, name = type_name.split("/")
+    return getattr(importlib.import_module(f"{package}.{kind}"), name)
+
+
+class BagRecorder(Node):
+    """Records the named topics into a new bag directory.
+
+    Parameters:
+        output (str): the bag directory to create.
+        topics (string array): topic names to record (absolute, e.g. /joint_states).
+        discovery_period (float, seconds): how often the graph is searched for topics not yet recorded.
+    """
+
+    def __init__(self, output: str | None = None, topics: Iterable[str] = (), **node_kwargs):
+        super().__init__("bag_recorder", **node_kwargs)
+        self.declare_parameter("output", output or "")
+        self.declare_parameter("topics", list(topics))
+        self.declare_parameter("discovery_period", 0.5)
+        path = self.get_parameter("output").value
+        if not path:
+            raise ValueError("bag_recorder needs the 'output' parameter (the bag directory to create)")
+        self._wanted = set(self.get_parameter("topics").value)
+        self._typestore = message_typestore()
+        self._writer = BagWriter(Path(path), self._typestore)
+        self._lock = threading.Lock()
+        self._recorded: dict[str, object] = {}  # topic -> its raw subscription
+        self.create_timer(self.get_parameter("discovery_period").value, self.discover)
+        self.discover()
+        self.get_logger().info(f"recording {sorted(self._wanted)} into {path}")
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Messages recorded so far, per topic."""
+        with self._lock:
+            return dict(self._writer.counts)
+
+    def discover(self) -> None:
+        """Subscribes to every wanted topic that now has a publisher."""
+        for topic, types in self.get_topic_names_and_types():
+            if topic not in self._wanted or topic in self._recorded:
+                continue
+            if len(types) != 1 or types[0] not in self._typestore.types:
+                self.get_logger().error(f"not recording {topic}: its type {types} has no known definition")
+                self._wanted.discard(topic)
+                continue
+            publishers = self.get_publishers_info_by_topic(topic)
+            if not publishers:
+                continue
+            self._recorded[topic] = self.create_subscription(
+                message_class(types[0]), topic, self._recorder_for(topic, types[0]),
+                _qos_matching(publishers), raw=True,
+            )
+
+    def _recorder_for(self, topic: str, msgtype: str):
+        def record(data: bytes) -> None:
+            with self._lock:
+                self._writer.write(topic, msgtype, self.get_clock().now().nanoseconds, data)
+
+        return record
+
+    def destroy_node(self) -> None:
+        for subscription in self._recorded.values():
+            self.destroy_subscription(subscription)
+        with self._lock:
+            self._writer.close()
+        super().destroy_node()
+
+
+def _qos_matching(publishers) -> QoSProfile:
+    best_effort = any(p.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for p in publishers)
+    latched = all(p.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in publishers)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=_DEPTH,
+        reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bag_recorder", description=__doc__.splitlines()[0],
+        epilog="ROS arguments follow --ros-args, e.g. --ros-args -p output:=run.bag -p topics:=[/joint_states]",
+    )
+    parser.parse_known_args(rclpy.utilities.remove_ros_args(argv))
+    with rclpy.init(args=argv):
+        recorder = BagRecorder()
+        try:
+            rclpy.spin(recorder)
+        except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+            pass
+        finally:
+            recorder.destroy_node()
+    return 0

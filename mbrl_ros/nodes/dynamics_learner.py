@@ -1,0 +1,267 @@
+"""dynamics_learner: learns a robot's dynamics from the topics it publishes anyway, and publishes the models.
+
+For every robot (a namespace in ``robots``; "" is the root) it reads the state topics of the task's layout
+(``/joint_states``, ``/<bridge>/<body>_pose`` / ``_twist``) and the commands the robot receives
+(``<controller>/commands``), and builds transitions (s, a, s') at the task's control period with
+:class:`~mbrl_ros.learning.TransitionAssembler` (stamp-aligned, gaps dropped, out-of-order arrivals put back
+in order, no transition across an episode end ``/<bridge>/episode``). It also accepts ready-made
+``mbrl_ros/Transition`` messages on ``transitions``.
+
+Transitions are persisted in ``data_dir`` (crash-safe); the model is retrained in the background every
+``retrain.every_transitions`` new transitions, at episode ends, or on ``~/train`` (std_srvs/Trigger), and each
+new model is published as ``mbrl_ros/ModelUpdate`` on ``model_topic`` (transient local: late joiners get the
+newest) with an increasing version and saved atomically. Restarted on the same ``data_dir``, it resumes its
+transitions, model and version, and publishes that model at once.
+
+Configuration sections: ``model`` (``kind`` and the architecture, e.g. ``ensemble_size``), ``trainer``
+(:class:`~mbrl_ros.models.TrainerConfig`), ``retrain`` (:class:`~mbrl_ros.learning.RetrainPolicy`).
+"""
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from mbrl_ros.learning import Learner, ModelRelease, RetrainPolicy, Transition, TransitionAssembler
+from mbrl_ros.models import LearnedDynamicsModel, TrainerConfig, model_class
+from mbrl_ros.msg import EpisodeSummary, ModelUpdate
+from mbrl_ros.msg import Transition as TransitionMessage
+from mbrl_ros.nodes.conversions import MessageError, command_array, stamp_to_seconds
+from mbrl_ros.nodes.parameters import declare_defaults, section
+from mbrl_ros.nodes.spinning import spin_until_shutdown
+from mbrl_ros.nodes.state_assembly import TopicStateAssembler, pose_topic, twist_topic
+from mbrl_ros.tasks import Task, make_task
+
+STATE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+LOG_THROTTLE = 1.0  # s between repeated errors of one kind
+
+PARAMETERS: dict[str, tuple[Any, str]] = {
+    "task": ("shadow_hand_cube", "task name or package.module:Class (mbrl_ros.tasks)"),
+    "robots": ([""], "namespaces of the robots to learn from ('' is the root namespace)"),
+    "bridge": ("mujoco_bridge", "node whose ~/<body>_pose, ~/<body>_twist and ~/episode topics are read"),
+    "controller": ("forward_command_controller", "commands are read from <controller>/commands"),
+    "data_dir": ("mbrl_data", "where transitions and models are kept (resumed if it exists)"),
+    "model_topic": ("/model_update", "topic the models are published on"),
+    "transition_tolerance": (0.25, "allowed deviation of state spacing from the control period (fraction)"),
+    "flush_interval": (1.0, "s between writes of new transitions to disk (the most a crash can lose)"),
+    "training_threads": (1, "torch threads for training"),
+}
+
+
+def dataclass_from_dict(cls: type, values: dict[str, Any], what: str) -> Any:
+    """``cls(**values)`` with unknown keys reported by name (a ValueError, not a TypeError)."""
+    known = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} setting(s) {unknown}; the settings are {sorted(known)}")
+    return cls(**values)
+
+
+def model_factory(task: Task, settings: dict[str, Any]):
+    """A function building a fresh, untrained model of ``settings['kind']`` for ``task``'s sizes."""
+    settings = dict(settings)
+    kind = settings.pop("kind", "ensemble")
+    try:
+        cls = model_class(kind)
+    except KeyError as error:
+        raise ValueError(str(error)) from None
+    if not issubclass(cls, LearnedDynamicsModel):
+        raise ValueError(f"model kind {kind!r} is not a dynamics model the learner can train")
+    cls(task.state_dim, task.action_dim, **settings)  # fails now on bad settings, not in the training thread
+    return lambda: cls(task.state_dim, task.action_dim, **settings)
+
+
+class _Robot:
+    """The streams of one robot: its state assembler and its transition assembler."""
+
+    def __init__(self, task: Task, tolerance: float):
+        self.states = TopicStateAssembler(task.layout)
+        self.transitions = TransitionAssembler(task.dt, tolerance)
+        self.newest_stamp = -np.inf
+
+
+class DynamicsLearner(Node):
+    """The learner node; see the module docstring. Raises ValueError for unusable parameters."""
+
+    def __init__(self, **node_options: Any) -> None:
+        super().__init__("dynamics_learner", automatically_declare_parameters_from_overrides=True, **node_options)
+        value = declare_defaults(self, PARAMETERS)
+        self.task = make_task(value["task"])
+        torch.set_num_threads(int(value["training_threads"]))
+        factory = model_factory(self.task, section(self, "model"))
+        trainer = dataclass_from_dict(TrainerConfig, {"progress": False, **section(self, "trainer")}, "trainer")
+        policy = dataclass_from_dict(RetrainPolicy, section(self, "retrain"), "retrain")
+        self._publisher = self.create_publisher(ModelUpdate, value["model_topic"], LATCHED_QOS)
+        self.learner = Learner(Path(value["data_dir"]), factory, trainer, policy, self._publish_release,
+                               float(value["flush_interval"]))
+        self.rejected: dict[str, int] = {}
+        if self.learner.latest_release is not None:
+            self._publish_release(self.learner.latest_release)
+        group = MutuallyExclusiveCallbackGroup()  # streams are handled one message at a time, in order
+        self._robots = {}
+        for namespace in value["robots"]:
+            robot = self._robots[namespace] = _Robot(self.task, float(value["transition_tolerance"]))
+            prefix = f"/{namespace.strip('/')}" if namespace.strip("/") else ""
+            self.create_subscription(JointState, f"{prefix}/joint_states", self._on_state(robot, "joints"),
+                                     STATE_QOS, callback_group=group)
+            for body in self.task.layout.pose_bodies:
+                self.create_subscription(PoseStamped, prefix + pose_topic(body, value["bridge"]),
+                                         self._on_state(robot, "pose", body), STATE_QOS, callback_group=group)
+            for body in self.task.layout.twist_bodies:
+                self.create_subscription(TwistStamped, prefix + twist_topic(body, value["bridge"]),
+                                         self._on_state(robot, "twist", body), STATE_QOS, callback_group=group)
+            controller = value["controller"].strip("/")
+            self.create_subscription(Float64MultiArray, f"{prefix}/{controller}/commands", self._on_command(robot),
+                                     STATE_QOS, callback_group=group)
+            self.create_subscription(EpisodeSummary, f"{prefix}/{value['bridge'].strip('/')}/episode",
+                                     self._on_episode_end(robot), STATE_QOS, callback_group=group)
+        self.create_subscription(TransitionMessage, "transitions", self._on_transition, STATE_QOS,
+                                 callback_group=group)
+        self.create_service(Trigger, "~/train", self._on_train)
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", STATE_QOS)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.get_logger().info(
+            f"learning {self.task.name} from {sorted(self._robots) or ['(root)']}: {len(self.learner.buffer)} "
+            f"transitions and model version {self.learner.version} in {value['data_dir']}"
+        )
+
+    # ------------------------------------------------------------------------------------------ streams
+    def _on_state(self, robot: _Robot, kind: str, body: str = ""):
+        def on_message(msg: Any) -> None:
+            try:
+                if kind == "joints":
+                    robot.states.add_joint_state(msg)
+                elif kind == "pose":
+                    robot.states.add_pose(body, msg)
+                else:
+                    robot.states.add_twist(body, msg)
+            except MessageError as error:
+                self._reject(kind, error)
+                return
+            complete = robot.states.complete()
+            if complete is None:
+                return
+            stamp, state = complete
+            if not np.all(np.isfinite(state)):
+                self._reject("state", MessageError("the assembled state has NaN or inf entries"))
+                return
+            robot.newest_stamp = max(robot.newest_stamp, stamp)
+            self._store(robot.transitions.add_state(stamp, state))
+
+        return on_message
+
+    def _on_command(self, robot: _Robot):
+        def on_message(msg: Float64MultiArray) -> None:
+            try:
+                action = command_array(msg, self.task.action_dim)
+            except MessageError as error:
+                self._reject("commands", error)
+                return
+            # Commands carry no stamp: a command is in response to the newest state, and never older than it.
+            stamp = max(self.get_clock().now().nanoseconds * 1e-9, robot.newest_stamp)
+            self._store(robot.transitions.add_command(stamp, action))
+
+        return on_message
+
+    def _on_episode_end(self, robot: _Robot):
+        def on_message(msg: EpisodeSummary) -> None:
+            ended_at = stamp_to_seconds(msg.header.stamp)  # the episode's last state, whatever arrived first
+            self._store(robot.transitions.cut(at=ended_at), last_done=bool(msg.terminated))
+            self.learner.end_episode()
+
+        return on_message
+
+    def _on_transition(self, msg: TransitionMessage) -> None:
+        state, action, next_state = (np.asarray(v, dtype=np.float64) for v in (msg.state, msg.action, msg.next_state))
+        sizes = (self.task.state_dim, self.task.action_dim, self.task.state_dim)
+        if (state.shape[0], action.shape[0], next_state.shape[0]) != sizes:
+            self._reject("transitions", MessageError(f"sizes {(state.size, action.size, next_state.size)}, "
+                                                     f"expected {sizes} for task {self.task.name}"))
+            return
+        if not all(np.all(np.isfinite(v)) for v in (state, action, next_state)) or not np.isfinite(msg.reward):
+            self._reject("transitions", MessageError("NaN or inf values"))
+            return
+        self.learner.add(state, action, next_state, msg.reward, msg.done)
+
+    def _store(self, transitions: list[Transition], last_done: bool = False) -> None:
+        if not transitions:
+            return
+        states = np.stack([t.state for t in transitions])
+        actions = np.stack([t.action for t in transitions])
+        next_states = np.stack([t.next_state for t in transitions])
+        with torch.no_grad():
+            rewards = self.task.reward(*(torch.as_tensor(x, dtype=torch.float32)
+                                         for x in (states, actions, next_states))).numpy()
+        dones = np.zeros(len(transitions), dtype=bool)
+        dones[-1] = last_done
+        self.learner.add(states, actions, next_states, rewards, dones)
+
+    def _reject(self, source: str, error: Exception) -> None:
+        self.rejected[source] = self.rejected.get(source, 0) + 1
+        self.get_logger().error(f"rejected {source}: {error}", throttle_duration_sec=LOG_THROTTLE)
+
+    # ------------------------------------------------------------------------------------------ models
+    def _publish_release(self, release: ModelRelease) -> None:
+        payload = release.payload
+        msg = ModelUpdate(version=release.version, kind=payload.kind, metadata_json=payload.metadata_json,
+                          weights=payload.weights, sha256=payload.sha256)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._publisher.publish(msg)
+        nll = "resumed" if release.validation_nll is None else f"validation NLL {release.validation_nll:.4g}"
+        self.get_logger().info(f"published model version {release.version} ({release.transitions} transitions, "
+                               f"{nll})")
+
+    def _on_train(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        count, minimum = len(self.learner.buffer), self.learner.policy.min_transitions
+        response.success = count >= minimum
+        if response.success:
+            self.learner.request_training()
+            response.message = f"training on {count} transitions in the background"
+        else:
+            response.message = f"only {count} transitions; training needs {minimum}"
+        return response
+
+    def _publish_diagnostics(self) -> None:
+        release = self.learner.latest_release
+        values = {"transitions": len(self.learner.buffer), "model_version": self.learner.version,
+                  "validation_nll": "" if release is None else release.validation_nll,
+                  "rejected_messages": sum(self.rejected.values())}
+        for namespace, robot in self._robots.items():
+            stats = robot.transitions.stats
+            values[f"{namespace or 'root'}/gaps"] = stats.gaps
+            values[f"{namespace or 'root'}/late"] = stats.late
+        status = DiagnosticStatus(level=DiagnosticStatus.OK, name=f"{self.get_name()}: learner",
+                                  message=f"model version {self.learner.version}", hardware_id=self.task.name,
+                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics.publish(array)
+
+    def destroy_node(self) -> None:
+        self.learner.close()  # finishes a round in progress and flushes the transitions
+        super().destroy_node()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv if argv is None else argv
+    parser = argparse.ArgumentParser(prog="dynamics_learner", description=__doc__.split("\n")[0],
+                                     epilog="ROS arguments follow --ros-args (e.g. --params-file config.yaml)")
+    parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
+    with rclpy.init(args=argv):
+        node = DynamicsLearner()
+        spin_until_shutdown(node)
+    return 0

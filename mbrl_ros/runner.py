@@ -1,0 +1,242 @@
+"""The embedded graph: the simulation bridge, the dynamics learner and the MPC controller in one process.
+
+The nodes are the same classes `ros2 launch mbrl_ros sim.launch.py` starts, built from the same parameter
+file (``--params-file``), spun by one multi-threaded executor and talking over real DDS topics; a monitor node
+reads what any observer could (episode summaries, planner status, model updates, the command stream) and
+writes the run directory (:mod:`mbrl_ros.runs`).
+"""
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Float64MultiArray
+
+from mbrl_ros.msg import EpisodeSummary, ModelUpdate, PlannerStatus
+from mbrl_ros.nodes.conversions import stamp_to_seconds
+from mbrl_ros.runs import EPISODE_COLUMNS, PLAN_COLUMNS, TICK_COLUMNS, CsvLog, plot_run
+
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+RELIABLE_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+
+
+@dataclass
+class EpisodeRecord:
+    """One finished episode as the runner reports it (a row of ``episodes.csv``)."""
+
+    episode: int
+    episode_return: float
+    success: bool
+    length: int
+    transitions: int
+    model_version: int
+    validation_nll: float
+    plan_latency_p50_ms: float
+    plan_latency_p99_ms: float
+    missed_ticks: int
+    sim_time_s: float
+    wall_time_s: float
+
+    def row(self) -> dict[str, Any]:
+        return {"episode": self.episode, "return": self.episode_return, "success": self.success,
+                "length": self.length, "transitions": self.transitions, "model_version": self.model_version,
+                "validation_nll": self.validation_nll, "plan_latency_p50_ms": self.plan_latency_p50_ms,
+                "plan_latency_p99_ms": self.plan_latency_p99_ms, "missed_ticks": self.missed_ticks,
+                "sim_time_s": self.sim_time_s, "wall_time_s": self.wall_time_s}
+
+    def line(self, episodes: int) -> str:
+        nll = "-" if np.isnan(self.validation_nll) else f"{self.validation_nll:.3g}"
+        latency = "exploring" if np.isnan(self.plan_latency_p50_ms) else (
+            f"plan p50 {self.plan_latency_p50_ms:.0f} ms p99 {self.plan_latency_p99_ms:.0f} ms")
+        return (f"episode {self.episode + 1}/{episodes}: return {self.episode_return:8.2f}  success "
+                f"{'yes' if self.success else 'no '}  | model v{self.model_version} val NLL {nll}  | {latency}  | "
+                f"missed ticks {self.missed_ticks}")
+
+
+@dataclass
+class _EpisodeWindow:
+    """What the monitor gathers between two episode ends."""
+
+    plan_times: list[float] = field(default_factory=list)
+    missed_ticks: int = 0
+    started_wall: float = field(default_factory=time.monotonic)
+
+
+class RunMonitor(Node):
+    """Observes the running graph and writes the run directory; see the module docstring.
+
+    Args:
+        run_dir: where the CSV files go.
+        bridge: the bridge node's name (its ``~/episode`` topic).
+        controller: the controller's command namespace (``<controller>/commands``).
+        control_period: seconds between commands in realtime mode, for counting missed ticks; None in
+            lockstep mode, where commands come as fast as the planner and none is missed.
+        on_episode: called with every finished episode.
+    """
+
+    def __init__(self, run_dir: Path, bridge: str, controller: str, control_period: float | None,
+                 on_episode: Callable[[EpisodeRecord], None], **node_options: Any):
+        super().__init__("mbrl_run_monitor", **node_options)
+        self._logs = {name: CsvLog(run_dir / f"{name}.csv", columns)
+                      for name, columns in (("episodes", EPISODE_COLUMNS), ("plans", PLAN_COLUMNS),
+                                            ("ticks", TICK_COLUMNS))}
+        self._period, self._on_episode = control_period, on_episode
+        self._lock = threading.Lock()
+        self._window = _EpisodeWindow()
+        self._model_version, self._validation_nll, self._transitions = 0, float("nan"), 0
+        self._last_command_wall: float | None = None
+        self._start_wall = time.monotonic()
+        self._previous_end = 0.0
+        self.create_subscription(EpisodeSummary, f"/{bridge}/episode", self._on_episode_summary, RELIABLE_QOS)
+        self.create_subscription(PlannerStatus, "/mpc_controller/status", self._on_status, RELIABLE_QOS)
+        self.create_subscription(ModelUpdate, "/model_update", self._on_model, LATCHED_QOS)
+        if control_period is not None:
+            self.create_subscription(Float64MultiArray, f"{controller}/commands", self._on_command, RELIABLE_QOS)
+
+    def _on_status(self, msg: PlannerStatus) -> None:
+        with self._lock:
+            self._window.plan_times.append(msg.plan_time)
+            self._logs["plans"].write(time_s=stamp_to_seconds(msg.header.stamp), plan_time_ms=1e3 * msg.plan_time,
+                                      iterations=msg.iterations, predicted_return=msg.predicted_return,
+                                      disagreement=msg.disagreement, model_version=msg.model_version)
+
+    def _on_model(self, msg: ModelUpdate) -> None:
+        extra = json.loads(msg.metadata_json).get("extra", {})
+        with self._lock:
+            self._model_version = int(msg.version)
+            self._validation_nll = float(extra.get("validation_nll", float("nan")))
+            self._transitions = int(extra.get("transitions", self._transitions))
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        """Counts, on the subscriber's side, the command periods that passed with no command (realtime)."""
+        now = time.monotonic()
+        with self._lock:
+            missed = 0
+            if self._last_command_wall is not None:
+                missed = max(0, round((now - self._last_command_wall) / self._period) - 1)
+            self._last_command_wall = now
+            self._window.missed_ticks += missed
+            self._logs["ticks"].write(time_s=now - self._start_wall, missed=missed)
+
+    def _on_episode_summary(self, msg: EpisodeSummary) -> None:
+        end = stamp_to_seconds(msg.header.stamp)
+        with self._lock:
+            window, self._window = self._window, _EpisodeWindow()
+            latencies = 1e3 * np.array(window.plan_times)
+            record = EpisodeRecord(
+                episode=int(msg.episode), episode_return=float(msg.episode_return), success=bool(msg.success),
+                length=int(msg.length), transitions=self._transitions, model_version=self._model_version,
+                validation_nll=self._validation_nll,
+                plan_latency_p50_ms=float(np.percentile(latencies, 50)) if len(latencies) else float("nan"),
+                plan_latency_p99_ms=float(np.percentile(latencies, 99)) if len(latencies) else float("nan"),
+                missed_ticks=window.missed_ticks, sim_time_s=end - self._previous_end,
+                wall_time_s=time.monotonic() - window.started_wall,
+            )
+            self._previous_end = end
+            self._logs["episodes"].write(**record.row())
+        self._on_episode(record)
+
+    def destroy_node(self) -> None:
+        for log in self._logs.values():
+            log.close()
+        super().destroy_node()
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``mbrl-ros up`` runs.
+
+    Attributes:
+        config: the parameter file (ros__parameters form).
+        episodes: stop after this many episodes.
+        mode: "lockstep" or "realtime" for the bridge and the controller (None: as the config says).
+        run_dir: the run directory (None: runs/<config>-<time>).
+        data_dir: the learner's data directory (None: <run_dir>/learner; an existing one is resumed).
+        record: also record the run's topics into <run_dir>/bag (rosbag2, MCAP).
+    """
+
+    config: Path
+    episodes: int
+    mode: str | None = None
+    run_dir: Path | None = None
+    data_dir: Path | None = None
+    record: bool = False
+
+
+def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Path:
+    """Runs the graph until ``options.episodes`` episodes have ended; returns the run directory."""
+    from mbrl_ros.nodes.bag_recorder import BagRecorder
+    from mbrl_ros.nodes.dynamics_learner import DynamicsLearner
+    from mbrl_ros.nodes.mpc_controller import MpcController
+    from mbrl_ros.nodes.mujoco_bridge import MujocoBridge
+
+    run_dir = options.run_dir or Path("runs") / f"{options.config.stem}-{datetime.now():%Y%m%d-%H%M%S}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(options.config, run_dir / "config.yaml")
+    data_dir = options.data_dir or run_dir / "learner"
+    common = ["--ros-args", "--params-file", str(options.config)]
+    mode = ["-p", f"mode:={options.mode}"] if options.mode else []
+
+    context = Context()
+    rclpy.init(context=context)
+    nodes: list[Node] = []
+    finished = threading.Event()
+    episodes_done = 0
+
+    def episode_ended(record: EpisodeRecord) -> None:
+        nonlocal episodes_done
+        on_episode(record)
+        episodes_done += 1
+        if episodes_done >= options.episodes:
+            finished.set()
+
+    executor = SingleThreadedExecutor(context=context)  # the work runs in the nodes' threads (nodes/spinning.py)
+    spinner = threading.Thread(target=executor.spin, name="executor", daemon=True)
+    try:
+        learner = DynamicsLearner(context=context, cli_args=[*common, "-p", f"data_dir:={data_dir}"])
+        controller = MpcController(context=context, cli_args=common + mode)
+        nodes += [learner, controller]
+        period = controller.task.dt if controller.mode == "realtime" else None
+        monitor = RunMonitor(run_dir, "mujoco_bridge", controller.get_parameter("controller").value.rstrip("/"),
+                             period, episode_ended, context=context)
+        nodes.append(monitor)
+        if options.record:
+            nodes.append(BagRecorder(str(run_dir / "bag"), recorded_topics(controller), context=context))
+        bridge = MujocoBridge(context=context, cli_args=common + mode)  # last: the others are listening by now
+        nodes.append(bridge)
+        for node in nodes:
+            executor.add_node(node)
+        spinner.start()
+        finished.wait()
+    finally:
+        executor.shutdown(timeout_sec=10)
+        for node in reversed(nodes):
+            node.destroy_node()  # the controller joins its planner, the learner its training, the recorder its bag
+        context.try_shutdown()
+        if spinner.is_alive():
+            spinner.join(timeout=10)
+    plot_run(run_dir)
+    return run_dir
+
+
+def recorded_topics(controller: "Node") -> list[str]:
+    """The topics of a run worth keeping: state, commands, poses, planner status, episodes, models."""
+    command_namespace = controller.get_parameter("controller").value.rstrip("/")
+    topics = ["/joint_states", f"{command_namespace}/commands", "/mpc_controller/status", "/mujoco_bridge/episode",
+              "/model_update", "/clock"]
+    layout = controller.task.layout
+    topics += [f"/mujoco_bridge/{body}_pose" for body in layout.pose_bodies]
+    topics += [f"/mujoco_bridge/{body}_twist" for body in layout.twist_bodies]
+    return [topic if topic.startswith("/") else f"/{topic}" for topic in topics]

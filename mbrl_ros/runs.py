@@ -1,0 +1,127 @@
+"""A run's directory: what the embedded runner writes as it goes, and the plots drawn from it.
+
+Files (CSV with a header row; written line by line and flushed, so a crashed run keeps what it had):
+
+- ``episodes.csv``: one row per episode (:data:`EPISODE_COLUMNS`);
+- ``plans.csv``: one row per plan the controller made (:data:`PLAN_COLUMNS`);
+- ``ticks.csv``: one row per control tick in realtime mode (:data:`TICK_COLUMNS`);
+- the learner's ``training.csv`` lives in the learner's data directory, ``learner/``.
+
+:func:`plot_run` draws ``learning_curve.png``, ``plan_latency.png`` and ``missed_ticks.png`` from them
+(``mbrl-ros plot RUN_DIR``).
+"""
+
+import csv
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+EPISODE_COLUMNS = (
+    "episode", "return", "success", "length", "transitions", "model_version", "validation_nll",
+    "plan_latency_p50_ms", "plan_latency_p99_ms", "missed_ticks", "sim_time_s", "wall_time_s",
+)
+PLAN_COLUMNS = ("time_s", "plan_time_ms", "iterations", "predicted_return", "disagreement", "model_version")
+TICK_COLUMNS = ("time_s", "missed")
+
+
+class CsvLog:
+    """Appends rows to a CSV file, flushing each one; reopening an existing file appends to it.
+
+    Args:
+        path: the file.
+        columns: the header; every row gives a value for each.
+    """
+
+    def __init__(self, path: str | os.PathLike, columns: Sequence[str]):
+        self.path, self.columns = Path(path), tuple(columns)
+        is_new = not self.path.exists() or self.path.stat().st_size == 0
+        self._file: IO[str] = open(self.path, "a", newline="")  # closed by close()
+        self._writer = csv.DictWriter(self._file, fieldnames=self.columns)
+        if is_new:
+            self._writer.writeheader()
+            self._file.flush()
+
+    def write(self, **row: object) -> None:
+        if set(row) != set(self.columns):
+            raise ValueError(f"{self.path.name}: row has {sorted(row)}, expected {sorted(self.columns)}")
+        self._writer.writerow(row)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Columns of a CSV written by :class:`CsvLog` as float arrays (empty ones if the file has no rows)."""
+    with open(path, newline="") as file:
+        reader = csv.DictReader(file)
+        rows = list(reader)
+        columns = reader.fieldnames or []
+    return {column: np.array([_number(row[column]) for row in rows], dtype=float) for column in columns}
+
+
+def _number(text: str) -> float:
+    if text in ("True", "False"):
+        return float(text == "True")
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
+def plot_run(run_dir: str | os.PathLike) -> list[Path]:
+    """Draws the run's plots next to its CSVs; returns the PNGs written (those whose data exist)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    run_dir = Path(run_dir)
+    written = []
+    if (run_dir / "episodes.csv").is_file():
+        episodes = read_csv(run_dir / "episodes.csv")
+        figure, returns_axis = pyplot.subplots(figsize=(7, 4))
+        returns_axis.plot(episodes["episode"], episodes["return"], "o-", label="return")
+        returns_axis.set_xlabel("episode")
+        returns_axis.set_ylabel("return")
+        success_axis = returns_axis.twinx()
+        success_axis.plot(episodes["episode"], episodes["success"], "s--", color="tab:green", label="success")
+        success_axis.set_ylabel("success")
+        success_axis.set_ylim(-0.05, 1.05)
+        figure.legend(loc="lower right")
+        returns_axis.set_title(f"learning curve ({run_dir.name})")
+        written.append(_save(figure, run_dir / "learning_curve.png"))
+    if (run_dir / "plans.csv").is_file():
+        plans = read_csv(run_dir / "plans.csv")
+        figure, axis = pyplot.subplots(figsize=(7, 4))
+        latencies = plans["plan_time_ms"]
+        axis.hist(latencies, bins=50)
+        if len(latencies):
+            for q, style in ((50, "-"), (99, "--")):
+                axis.axvline(np.percentile(latencies, q), color="k", linestyle=style, label=f"p{q}")
+            axis.legend()
+        axis.set_xlabel("plan time (ms)")
+        axis.set_ylabel("plans")
+        axis.set_title(f"plan latency ({len(latencies)} plans)")
+        written.append(_save(figure, run_dir / "plan_latency.png"))
+    if (run_dir / "ticks.csv").is_file():
+        ticks = read_csv(run_dir / "ticks.csv")
+        figure, axis = pyplot.subplots(figsize=(7, 3))
+        axis.plot(ticks["time_s"], np.cumsum(ticks["missed"]), drawstyle="steps-post")
+        axis.set_xlabel("time (s)")
+        axis.set_ylabel("missed ticks (cumulative)")
+        axis.set_title(f"missed ticks: {int(ticks['missed'].sum())} of {len(ticks['missed'])}")
+        written.append(_save(figure, run_dir / "missed_ticks.png"))
+    return written
+
+
+def _save(figure, path: Path) -> Path:
+    from matplotlib import pyplot
+
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
+    return path

@@ -1,0 +1,156 @@
+"""Learner and ModelStore: persisted transitions, background retraining, versioned models, resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from mbrl_ros.learning import Learner, ModelStore, RetrainPolicy
+from mbrl_ros.models import DeterministicMLP, ModelFormatError, TrainerConfig, model_from_payload
+
+from support import wait_for
+
+STATE, ACTION = 3, 2
+FAST_TRAINING = TrainerConfig(max_epochs=30, patience=5, batch_size=64, progress=False, seed=0)
+
+
+def small_model() -> DeterministicMLP:
+    return DeterministicMLP(STATE, ACTION, hidden_layers=2, hidden_units=32)
+
+
+def linear_system(count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    states, actions = rng.normal(size=(count, STATE)), rng.uniform(-1, 1, size=(count, ACTION))
+    next_states = states + 0.1 * np.c_[actions, actions[:, :1]] - 0.05 * states
+    return states, actions, next_states
+
+
+@pytest.fixture
+def learner_factory(tmp_path):
+    learners = []
+
+    def make(**kwargs) -> Learner:
+        kwargs.setdefault("trainer_config", FAST_TRAINING)
+        learner = Learner(tmp_path / "learner", small_model, **kwargs)
+        learners.append(learner)
+        return learner
+
+    yield make
+    for learner in learners:
+        learner.close()
+
+
+def test_enough_new_transitions_release_a_stored_model_in_the_background(learner_factory):
+    releases = []
+    learner = learner_factory(policy=RetrainPolicy(every_transitions=500, min_transitions=100),
+                              on_release=releases.append)
+    states, actions, next_states = linear_system(499, seed=0)
+    learner.add(states, actions, next_states)
+    assert not wait_for(lambda: releases, timeout=0.5), "trained before 500 new transitions"
+    learner.add(*linear_system(1, seed=1))
+    assert wait_for(lambda: releases, timeout=60)
+    release = releases[0]
+    assert release.version == 1 and learner.version == 1 and release.transitions == 500
+    assert learner.store.latest_version() == 1
+    model = model_from_payload(release.payload)
+    test_states, test_actions, test_next = linear_system(200, seed=2)
+    with torch.no_grad():
+        predicted, _ = model.predict(torch.as_tensor(test_states, dtype=torch.float32),
+                                     torch.as_tensor(test_actions, dtype=torch.float32))
+    error = np.abs(predicted[0].numpy() - test_next).mean()
+    assert error < 0.02, f"the released model did not learn the linear system (mean error {error:.3f})"
+
+
+def test_episode_ends_and_requests_train_once_enough_data_is_there(learner_factory):
+    releases = []
+    learner = learner_factory(policy=RetrainPolicy(every_transitions=0, min_transitions=100),
+                              on_release=releases.append)
+    learner.add(*linear_system(50, seed=0))
+    learner.end_episode()
+    assert not wait_for(lambda: releases, timeout=0.5), "trained on fewer than min_transitions"
+    learner.add(*linear_system(100, seed=1))
+    learner.end_episode()
+    assert wait_for(lambda: len(releases) == 1, timeout=60)
+    learner.request_training()
+    assert wait_for(lambda: len(releases) == 2, timeout=60)
+    assert [release.version for release in releases] == [1, 2]
+
+
+def test_a_reopened_learner_resumes_transitions_model_and_version(learner_factory):
+    first = learner_factory(policy=RetrainPolicy(every_transitions=0))
+    first.add(*linear_system(300, seed=0))
+    released = first.train_now()
+    first.close()
+
+    second = learner_factory(policy=RetrainPolicy(every_transitions=0))
+    assert second.version == 1 and len(second.buffer) == 300
+    assert second.latest_release.payload.sha256 == released.payload.sha256
+    assert second.train_now().version == 2
+
+
+def test_a_learner_killed_with_sigkill_resumes_with_its_transitions_and_version(tmp_path):
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path[:0] = [{os.path.dirname(__file__)!r}, {os.path.dirname(os.path.dirname(__file__))!r}]
+        from test_learner import linear_system, small_model, FAST_TRAINING
+        from mbrl_ros.learning import Learner, RetrainPolicy
+        learner = Learner({str(tmp_path / "learner")!r}, small_model, FAST_TRAINING,
+                          RetrainPolicy(every_transitions=0), flush_interval=0.2)
+        for round in range(2):
+            learner.add(*linear_system(200, seed=round))
+            learner.train_now()
+        print("trained", learner.version, len(learner.buffer), flush=True)
+        while True:
+            learner.add(*linear_system(10, seed=99))
+            time.sleep(0.05)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().split() == ["trained", "2", "400"]
+    threading.Event().wait(1.0)  # let it stream more transitions, several flushes' worth
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+
+    learner = Learner(tmp_path / "learner", small_model, FAST_TRAINING, RetrainPolicy(every_transitions=0))
+    try:
+        assert learner.version == 2
+        assert len(learner.buffer) > 400, "transitions streamed before the kill were lost"
+        assert learner.train_now().version == 3
+    finally:
+        learner.close()
+
+
+def test_a_model_of_other_dimensions_in_the_directory_is_refused(tmp_path):
+    ModelStore(tmp_path / "learner" / "models").save(DeterministicMLP(5, 1, 1, 8), version=1)
+    with pytest.raises(ValueError, match="state/action sizes"):
+        Learner(tmp_path / "learner", small_model, FAST_TRAINING)
+
+
+def test_model_store_keeps_the_newest_versions_and_survives_a_crash_while_writing(tmp_path):
+    store = ModelStore(tmp_path / "models", keep=2)
+    models = [small_model() for _ in range(3)]
+    for version, model in enumerate(models, start=1):
+        store.save(model, version)
+    assert store.versions() == [2, 3] and store.latest_version() == 3
+    (tmp_path / "models" / ".staging-v000004").mkdir()  # a crash mid-write leaves only a staging directory
+    (tmp_path / "models" / "LATEST").write_text("v000009\n")  # ... or a pointer to nothing
+    assert store.latest_version() == 3
+    loaded = store.load()
+    for name, tensor in models[2].state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], tensor)
+    with pytest.raises(ValueError, match="not newer"):
+        store.save(small_model(), version=3)
+
+
+def test_a_corrupted_stored_model_is_rejected(tmp_path):
+    store = ModelStore(tmp_path / "models")
+    path = store.save(small_model(), version=1)
+    weights = next(path.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(ModelFormatError):
+        store.load()
