@@ -46,6 +46,8 @@ from mbrl_ros.nodes.state_assembly import TopicStateAssembler, pose_topic, twist
 from mbrl_ros.tasks import Task, make_task
 
 STATE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+# Transition messages may come in bursts (a robot replaying an episode): a deep queue keeps every one.
+TRANSITION_QOS = QoSProfile(depth=10000, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LOG_THROTTLE = 1.0  # s between repeated errors of one kind
 
@@ -129,7 +131,7 @@ class DynamicsLearner(Node):
                                      STATE_QOS, callback_group=group)
             self.create_subscription(EpisodeSummary, f"{prefix}/{value['bridge'].strip('/')}/episode",
                                      self._on_episode_end(robot), STATE_QOS, callback_group=group)
-        self.create_subscription(TransitionMessage, "transitions", self._on_transition, STATE_QOS,
+        self.create_subscription(TransitionMessage, "transitions", self._on_transition, TRANSITION_QOS,
                                  callback_group=group)
         self.create_service(Trigger, "~/train", self._on_train)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", STATE_QOS)
