@@ -65,6 +65,7 @@ STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LATENCY_WINDOW = 200  # plans over which latency percentiles are reported
 LOG_THROTTLE = 1.0  # s between repeated warnings of one kind
+CLOCK_MISMATCH = 5.0  # s between a fresh state's stamp and the node's clock that can only be a clock mix-up
 
 PARAMETERS: dict[str, tuple[Any, str]] = {
     "task": ("shadow_hand_cube", "task name or package.module:Class (mbrl_ros.tasks)"),
@@ -145,7 +146,8 @@ class MpcController(Node):
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         if self.mode == "realtime":
             rate = value["control_rate"] or 1.0 / self._dt
-            self.create_timer(1.0 / rate, self._on_tick, MutuallyExclusiveCallbackGroup())
+            # On the steady clock: simulated time advances only with /clock, which may be slower than the rate.
+            self.create_timer(1.0 / rate, self._on_tick, MutuallyExclusiveCallbackGroup(), clock=steady)
         self.create_timer(1.0, self._publish_diagnostics, clock=steady)
         self.get_logger().info(
             f"task {self.task.name}: {self.task.state_dim} states, {self.task.action_dim} actions, "
@@ -208,6 +210,8 @@ class MpcController(Node):
                                     "disagreement": stats.disagreement, "model_version": self.model_version}
 
     def _after_plan(self, plan: Plan) -> None:
+        if not self.context.ok():
+            return  # shutting down (Ctrl-C) while the planner finished a plan: nothing to publish it on
         self._latencies.append(plan.plan_time)
         self._plans_at.append(time.monotonic())
         status = PlannerStatus(
@@ -259,9 +263,15 @@ class MpcController(Node):
             self._publish(self._explore())
             return
         plan = self._worker.latest_plan()
-        action = None if plan is None else plan.action_at(self._now(state[0]))
+        now = self._now(state[0])
+        action = None if plan is None else plan.action_at(now)
         if action is None:
             self.missed_deadlines += 1
+            if now - state[0] > CLOCK_MISMATCH:
+                self.get_logger().error(
+                    f"the newest state is stamped {now - state[0]:.1f} s behind this node's clock: every plan is "
+                    "out of date on arrival (a simulator's stamps need use_sim_time: true)",
+                    throttle_duration_sec=10 * LOG_THROTTLE)
         self._publish(action)
 
     def _now(self, newest_stamp: float) -> float:
