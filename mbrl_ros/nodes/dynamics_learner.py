@@ -52,7 +52,7 @@ LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durabi
 LOG_THROTTLE = 1.0  # s between repeated errors of one kind
 
 PARAMETERS: dict[str, tuple[Any, str]] = {
-    "task": ("shadow_hand_cube", "task name or package.module:Class (mbrl_ros.tasks)"),
+    "task": ("shadow_hand_cube", "task name or package.module:Class (mbrl_ros.tasks); options in task_options.*"),
     "robots": ([""], "namespaces of the robots to learn from ('' is the root namespace)"),
     "bridge": ("mujoco_bridge", "node whose ~/<body>_pose, ~/<body>_twist and ~/episode topics are read"),
     "controller": ("forward_command_controller", "commands are read from <controller>/commands"),
@@ -102,7 +102,7 @@ class DynamicsLearner(Node):
     def __init__(self, **node_options: Any) -> None:
         super().__init__("dynamics_learner", automatically_declare_parameters_from_overrides=True, **node_options)
         value = declare_defaults(self, PARAMETERS)
-        self.task = make_task(value["task"])
+        self.task = make_task(value["task"], **section(self, "task_options"))
         torch.set_num_threads(int(value["training_threads"]))
         factory = model_factory(self.task, section(self, "model"))
         trainer = dataclass_from_dict(TrainerConfig, {"progress": False, **section(self, "trainer")}, "trainer")

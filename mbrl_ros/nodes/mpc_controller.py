@@ -57,7 +57,7 @@ from mbrl_ros.nodes.parameters import declare_defaults, section
 from mbrl_ros.nodes.spinning import spin_until_shutdown
 from mbrl_ros.nodes.state_assembly import JOINT_STATES_TOPIC, TopicStateAssembler, pose_topic, twist_topic
 from mbrl_ros.planning import MPC, MPCConfig
-from mbrl_ros.tasks import make_task
+from mbrl_ros.tasks import JointPostureTask, make_task
 
 MODES = ("realtime", "lockstep")
 COMMAND_INTERFACES = ("commands", "joint_trajectory")
@@ -68,7 +68,7 @@ LOG_THROTTLE = 1.0  # s between repeated warnings of one kind
 CLOCK_MISMATCH = 5.0  # s between a fresh state's stamp and the node's clock that can only be a clock mix-up
 
 PARAMETERS: dict[str, tuple[Any, str]] = {
-    "task": ("shadow_hand_cube", "task name or package.module:Class (mbrl_ros.tasks)"),
+    "task": ("shadow_hand_cube", "task name or package.module:Class (mbrl_ros.tasks); options in task_options.*"),
     "mode": ("realtime", "realtime (timer publishes the newest plan's action) or lockstep (plan per state)"),
     "control_rate": (0.0, "Hz of the command timer in realtime mode; 0: 1 / the task's control period"),
     "controller": ("forward_command_controller", "commands go to <controller>/commands or /joint_trajectory"),
@@ -80,6 +80,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "exploration_beta": (0.3, "smoothing of the exploratory random actions before any model (1: white)"),
     "planner_threads": (1, "torch threads of the planner (1 keeps the command timer's jitter low)"),
     "seed": (0, "seed of the planner and the exploration"),
+    "goal_topic": ("~/goal", "sensor_msgs/JointState goal posture, by joint name (joint_posture task)"),
 }
 
 
@@ -93,7 +94,7 @@ class MpcController(Node):
             raise ValueError(f"parameter mode must be one of {MODES}, got {value['mode']!r}")
         if value["command_interface"] not in COMMAND_INTERFACES:
             raise ValueError(f"parameter command_interface must be one of {COMMAND_INTERFACES}")
-        self.task = make_task(value["task"])
+        self.task = make_task(value["task"], **section(self, "task_options"))
         self.mode = value["mode"]
         self.mpc_config = MPCConfig.from_dict({"seed": value["seed"], **section(self, "mpc")})
         torch.set_num_threads(int(value["planner_threads"]))
@@ -142,6 +143,8 @@ class MpcController(Node):
                                      STATE_QOS, callback_group=state_group)
         self.create_subscription(EpisodeSummary, f"/{bridge.strip('/')}/episode", self._on_episode_end, STATE_QOS)
         self.create_subscription(ModelUpdate, value["model_topic"], self._on_model_update, LATCHED_QOS)
+        if isinstance(self.task, JointPostureTask):
+            self.create_subscription(JointState, value["goal_topic"], self._on_goal, STATE_QOS)
         self.create_service(SetBool, "~/enable", self._on_enable)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         if self.mode == "realtime":
@@ -331,6 +334,25 @@ class MpcController(Node):
         self._mpc.set_model(model)  # raises for an unfit model: the worker reports it and keeps the old one
         self.model_version = version
         self.get_logger().info(f"swapped in model version {version}")
+
+    def _on_goal(self, msg: JointState) -> None:
+        if len(msg.name) != len(msg.position):
+            self._reject("goal", MessageError(f"{len(msg.name)} names but {len(msg.position)} positions"))
+            return
+        goal = dict(zip(msg.name, msg.position, strict=True))
+
+        def set_goal() -> None:
+            try:
+                self.task.set_goal(goal)
+            except ValueError as error:
+                self._reject("goal", error)
+            else:
+                self.get_logger().info(f"new goal posture for {sorted(goal)}")
+
+        if self._worker is None or self.mode == "lockstep":
+            set_goal()  # nothing plans concurrently: lockstep plans in this thread
+        else:
+            self._worker.between_plans(set_goal)  # a plan never sees half a goal
 
     # ------------------------------------------------------------------------------------------ services
     def _on_episode_end(self, msg: EpisodeSummary) -> None:

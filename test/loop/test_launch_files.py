@@ -112,7 +112,7 @@ CASES = [
     ("sim.launch.py", {}, {"mujoco_bridge", "dynamics_learner", "mpc_controller"}),
     ("sim.launch.py", {"config": "cartpole_swingup", "mode": "realtime"}, {"mujoco_bridge", "dynamics_learner",
                                                                             "mpc_controller"}),
-    ("hardware.launch.py", {"config": "shadow_hand_cube", "joint_states": "/hand/joint_states"},
+    ("hardware.launch.py", {"config": "allegro_hand_posture", "joint_states": "/hand/joint_states"},
      {"dynamics_learner", "mpc_controller"}),
     ("learner.launch.py", {}, {"dynamics_learner"}),
 ]
@@ -162,7 +162,7 @@ def test_launch_files_start_installed_nodes_with_existing_files_and_real_topics(
 
 def test_every_config_is_a_ros_parameters_file_naming_known_nodes():
     configs = sorted((package_share() / "config").glob("*.yaml"))
-    assert {"shadow_hand_cube", "cartpole_swingup"} <= {c.stem for c in configs}
+    assert {"shadow_hand_cube", "cartpole_swingup", "allegro_hand_posture"} <= {c.stem for c in configs}
     for config in configs:
         content = yaml.safe_load(config.read_text())
         assert set(content) <= {"/**", *NODE_CLASSES}, f"{config.name}: unknown node sections"
