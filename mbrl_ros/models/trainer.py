@@ -314,9 +314,9 @@ class ModelTrainer:
         return self.config.learning_rate * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress)))
 
     def _tensors(self, batch: TransitionBatch) -> tuple[Tensor, Tensor]:
-        """Raw model inputs (N, S + A) and targets (N, S) (state changes) on the training device."""
+        """Raw model inputs (N, I) (the model's raw_inputs) and targets (N, S) (state changes) on the device."""
         states = torch.as_tensor(batch.states, device=self.device)
-        inputs = torch.cat([states, torch.as_tensor(batch.actions, device=self.device)], dim=-1)
+        inputs = self.model.raw_inputs(states, torch.as_tensor(batch.actions, device=self.device))
         return inputs, torch.as_tensor(batch.next_states, device=self.device) - states
 
     def _train_epoch(self, pairs: Tensor, rows: Tensor) -> float:

@@ -1,5 +1,6 @@
 """The model classes: batched members, the predict contract, normaliser refits, member selection."""
 
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -221,3 +222,30 @@ def test_a_layer_with_more_decay_ends_with_smaller_weights():
         optimizer.step()
     end = [layer.weight.detach().norm().item() for layer in model.network.linear_layers()]
     assert end[1] < 0.5 * start[1] and end[0] > 0.5 * start[0]
+
+
+@pytest.mark.parametrize("kind", ["mlp", "ensemble"])
+def test_angle_dims_are_seen_as_sin_and_cos_and_survive_serialization(kind):
+    from mbrl_ros.models import model_class, model_from_payload, model_to_payload
+
+    torch.manual_seed(0)
+    model = model_class(kind)(4, 1, hidden_layers=1, hidden_units=16, angle_dims=[1])
+    state, action = torch.randn(8, 4), torch.randn(8, 1)
+    turned = state.clone()
+    turned[:, 1] += 2 * math.pi
+    moved = state.clone()
+    moved[:, 0] += 2 * math.pi
+    with torch.no_grad():
+        base, turned_prediction, moved_prediction = (model.predict(s, action)[0] - s for s in (state, turned, moved))
+    torch.testing.assert_close(turned_prediction, base, rtol=0, atol=1e-5)  # a full turn changes nothing
+    assert not torch.allclose(moved_prediction, base, atol=1e-3), "a non-angle dimension must not wrap"
+    assert model.raw_inputs(state, action).shape == (8, 6)
+    rebuilt = model_from_payload(model_to_payload(model))
+    assert rebuilt.angle_dims == [1]
+    torch.testing.assert_close(rebuilt.predict(state, action)[0], model.predict(state, action)[0])
+
+
+@pytest.mark.parametrize("angle_dims", [[4], [-1], [1, 1], [True]])
+def test_angle_dims_outside_the_state_are_refused(angle_dims):
+    with pytest.raises(ValueError, match="angle_dims"):
+        DeterministicMLP(4, 1, angle_dims=angle_dims)
