@@ -154,8 +154,8 @@ class _Round:
     train_transitions: int
     best: Tensor  # (E,) each member's best validation NLL in the round
     snapshot: dict[str, Tensor]  # each member's best weights
-    pairs: Tensor  # (N, S + A + S) normalised inputs and targets
-    validation: tuple[Tensor, Tensor]  # normalised validation inputs (V, S + A) and targets (V, S)
+    pairs: Tensor  # (N, I + S) normalised inputs and targets
+    validation: tuple[Tensor, Tensor]  # normalised validation inputs (V, I) and targets (V, S)
     rows: Tensor = field(default_factory=lambda: torch.empty(0))  # (E, N) the rows each member trains on
     epoch: int = 0
     stopped_early: bool = False
@@ -323,11 +323,11 @@ class ModelTrainer:
         """One pass over ``rows`` (E, N) (each member its own order), mini-batch by mini-batch; mean loss.
 
         Args:
-            pairs: (N, S + A + S) normalised inputs and targets side by side.
+            pairs: (N, I + S) normalised inputs and targets side by side.
             rows: (E, N) the rows of ``pairs`` each member visits, in order.
         """
         total = torch.zeros((), device=self.device)
-        batches, members, input_width = 0, rows.shape[0], self.model.state_dim + self.model.action_dim
+        batches, members, input_width = 0, rows.shape[0], pairs.shape[-1] - self.model.state_dim  # inputs, targets
         for first in range(0, rows.shape[1], self.config.batch_size):
             batch_rows = rows[:, first: first + self.config.batch_size].flatten()
             batch = pairs.index_select(0, batch_rows).view(members, -1, pairs.shape[1])
