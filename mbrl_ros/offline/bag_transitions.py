@@ -136,11 +136,15 @@ def transitions_from_bag(path: str | os.PathLike, settings: LearnerSettings, pro
                 continue
             collected[index] += [(t, done and k == len(transitions) - 1) for k, t in enumerate(transitions)]
     except BagError as error:
-        read = sum(report.messages for report in reports.values())
-        raise OfflineDataError(f"{error}; the bag is truncated or corrupted ({read} of {total} messages of the "
-                               f"needed topics read; 'ros2 bag reindex' recovers a bag cut short)") from error
+        raise OfflineDataError(f"{error}; the bag is truncated or corrupted ({bar.n} of the {total} messages "
+                               f"needed read; 'ros2 bag reindex' recovers a bag cut short)") from error
     finally:
         bar.close()
+    short = [f"{topic}: {report.messages} of {available[topic][1]}" for topic, report in reports.items()
+             if report.messages < available[topic][1]]
+    if short:
+        raise OfflineDataError(f"{path}: the bag is corrupted or truncated: fewer messages could be read than its "
+                               f"metadata lists ({'; '.join(short)})")
     for index, robot in enumerate(robots):  # the bag ended: what is complete counts
         collected[index] += [(t, False) for t in robot.transitions.cut()]
     result = _assembled(settings, collected, reports, robots)
