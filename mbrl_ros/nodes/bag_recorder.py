@@ -10,6 +10,7 @@ destroyed; a bag cut short by a crash is recovered with `ros2 bag reindex`.
 import argparse
 import importlib
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -62,6 +63,19 @@ class BagRecorder(Node):
         """Messages recorded so far, per topic."""
         with self._lock:
             return dict(self._writer.counts)
+
+    def wait_for(self, topic: str, count: int, timeout: float) -> bool:
+        """Waits (while another thread spins this node) until ``count`` messages of ``topic`` are recorded.
+
+        Returns:
+            whether they were within ``timeout`` seconds (wall clock).
+        """
+        deadline = time.monotonic() + timeout
+        while self.counts.get(topic, 0) < count:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
     def discover(self) -> None:
         """Subscribes to every wanted topic the graph knows, with the QoS its publishers offer.

@@ -60,6 +60,7 @@ class BagTransitions:
     Attributes:
         batch: all transitions, robot after robot, each robot's in time order (rewards from the task).
         robot: (N,) index into the settings' ``robots`` of each transition's robot.
+        starts: (N,) time of each transition's state (s, the robot's stamps).
         stamps: (N,) time of each transition's next state (s).
         topics: per topic read, its counts and rejections.
         assembler: per robot namespace, what the transition assembler dropped (gaps, missing commands, late).
@@ -67,6 +68,7 @@ class BagTransitions:
 
     batch: TransitionBatch
     robot: np.ndarray
+    starts: np.ndarray
     stamps: np.ndarray
     topics: dict[str, TopicReport] = field(default_factory=dict)
     assembler: dict[str, AssemblerStats] = field(default_factory=dict)
@@ -82,6 +84,12 @@ class BagTransitions:
             follows[:-1] = ((self.robot[1:] == self.robot[:-1]) & ~batch.dones[:-1]
                             & np.all(batch.states[1:] == batch.next_states[:-1], axis=1))
         return follows
+
+    def within(self, start: float, end: float) -> "BagTransitions":
+        """The transitions from states measured at or after ``start`` to states at or before ``end`` (s)."""
+        keep = (self.starts >= start) & (self.stamps <= end)
+        return BagTransitions(self.batch[keep], self.robot[keep], self.starts[keep], self.stamps[keep], self.topics,
+                              self.assembler)
 
     def warnings(self) -> list[str]:
         """One line per topic with rejected messages."""
@@ -187,7 +195,7 @@ def _handlers(path: Path, available: dict[str, tuple[str, int]], robots: list[Ro
 
 def _assembled(settings: LearnerSettings, collected: list[list[tuple[Transition, bool]]],
                reports: dict[str, TopicReport], robots: list[RobotStreams]) -> BagTransitions:
-    batches, robot_index, stamps = [], [], []
+    batches, robot_index, starts, stamps = [], [], [], []
     for index, pairs in enumerate(collected):
         if not pairs:
             continue
@@ -195,6 +203,7 @@ def _assembled(settings: LearnerSettings, collected: list[list[tuple[Transition,
         batches.append(TransitionBatch(batch.states, batch.actions, batch.next_states, batch.rewards,
                                        np.array([done for _, done in pairs], dtype=bool)))
         robot_index.append(np.full(len(pairs), index))
+        starts.append(np.array([t.stamp - t.dt for t, _ in pairs]))
         stamps.append(np.array([t.stamp for t, _ in pairs]))
     if batches:
         batch = TransitionBatch.concatenate(batches)
@@ -204,6 +213,7 @@ def _assembled(settings: LearnerSettings, collected: list[list[tuple[Transition,
                                 np.zeros((0, state_dim), np.float32), np.zeros(0, np.float32), np.zeros(0, bool))
     return BagTransitions(
         batch=batch, robot=np.concatenate(robot_index) if robot_index else np.zeros(0, int),
+        starts=np.concatenate(starts) if starts else np.zeros(0),
         stamps=np.concatenate(stamps) if stamps else np.zeros(0), topics=reports,
         assembler={settings.robots[k]: robot.transitions.stats for k, robot in enumerate(robots)},
     )

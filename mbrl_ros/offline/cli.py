@@ -1,6 +1,7 @@
 """``mbrl-ros train --bag PATH --config CONFIG``: train the configured dynamics model from a recorded bag."""
 
 import argparse
+import math
 from pathlib import Path
 
 
@@ -21,6 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="share of the latest transitions of each robot kept out of training for the report")
     parser.add_argument("--horizon", type=int, default=None,
                         help="steps of the open-loop evaluation (default: the controller's mpc.horizon, else 20)")
+    parser.add_argument("--start", type=float, default=-math.inf,
+                        help="use only transitions from states stamped at or after this time (s)")
+    parser.add_argument("--end", type=float, default=math.inf,
+                        help="use only transitions to states stamped at or before this time (s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.set_defaults(func=run)
     return parser
@@ -36,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     output = args.output or args.bag.with_name(f"{args.bag.name}-model")
     try:
         settings = learner_settings(args.config)
-        result = train_from_bag(args.bag, settings, output, args.holdout, args.horizon)
+        result = train_from_bag(args.bag, settings, output, args.holdout, args.horizon, start=args.start,
+                                end=args.end)
     except ValueError as error:
         print(f"error: {error}")
         return 2

@@ -74,7 +74,8 @@ def holdout_mask(data: BagTransitions, fraction: float) -> np.ndarray:
 
 
 def train_from_bag(bag: str | os.PathLike, settings: LearnerSettings, output: str | os.PathLike,
-                   holdout: float = 0.2, horizon: int | None = None, progress: bool = True) -> OfflineResult:
+                   holdout: float = 0.2, horizon: int | None = None, progress: bool = True,
+                   start: float = -math.inf, end: float = math.inf) -> OfflineResult:
     """Builds the bag's transitions as the live learner does, trains the configured model, writes the report.
 
     Args:
@@ -84,6 +85,8 @@ def train_from_bag(bag: str | os.PathLike, settings: LearnerSettings, output: st
         holdout: share of each robot's transitions, the latest ones, kept out of training for the report.
         horizon: steps of the open-loop evaluation (default: the controller's planning horizon, else 20).
         progress: progress bars while reading and training.
+        start: use only transitions from states measured at or after this time (s, the robot's stamps).
+        end: use only transitions to states measured at or before this time (s, the robot's stamps).
 
     Raises:
         OfflineDataError: the bag cannot give enough transitions (see :func:`transitions_from_bag`).
@@ -95,7 +98,7 @@ def train_from_bag(bag: str | os.PathLike, settings: LearnerSettings, output: st
     horizon = horizon or settings.planning_horizon or DEFAULT_HORIZON
     if horizon < 1:
         raise ValueError(f"the open-loop horizon must be at least 1 step, got {horizon}")
-    data = transitions_from_bag(bag, settings, progress)
+    data = transitions_from_bag(bag, settings, progress).within(start, end)
     held_out = holdout_mask(data, holdout)
     train = data.batch[~held_out]
     if len(train) < MIN_TRANSITIONS:
