@@ -140,6 +140,27 @@ def write_csv(rows: list[dict[str, object]], path: str | os.PathLike) -> Path:
     return path
 
 
+def read_one_step_csv(path: str | os.PathLike) -> OneStepErrors:
+    """Reads back what :meth:`OneStepErrors.rows` wrote (for redrawing); ValueError naming what is wrong."""
+    from mbrl_ros.runs import read_csv
+
+    columns = read_csv(path, ("rmse", "baseline_rmse"))
+    with open(path, newline="") as file:
+        labels = tuple(row["label"] or str(k) for k, row in enumerate(csv.DictReader(file)))
+    return OneStepErrors(labels, columns["rmse"], columns["baseline_rmse"], transitions=0)
+
+
+def read_open_loop_csv(path: str | os.PathLike) -> OpenLoopErrors:
+    """Reads back what :meth:`OpenLoopErrors.rows` wrote (for redrawing); ValueError naming what is wrong."""
+    from mbrl_ros.runs import read_csv
+
+    columns = read_csv(path, ("horizon", "windows", "normalized_rmse", "baseline_normalized_rmse"))
+    labels = tuple(name.removeprefix("rmse_") for name in columns if name.startswith("rmse_"))
+    rmse = np.stack([columns[f"rmse_{label}"] for label in labels], axis=1) if labels else np.zeros((0, 0))
+    return OpenLoopErrors(labels, columns["windows"].astype(int), columns["normalized_rmse"],
+                          columns["baseline_normalized_rmse"], rmse)
+
+
 def plot_one_step(errors: OneStepErrors, path: str | os.PathLike) -> Path:
     """Bars of the one-step RMSE per dimension next to the baseline's (log scale)."""
     from matplotlib import pyplot
@@ -151,7 +172,7 @@ def plot_one_step(errors: OneStepErrors, path: str | os.PathLike) -> Path:
     axis.set_xticks(positions, errors.labels, rotation=90 if len(errors.labels) > 8 else 0)
     axis.set_yscale("log")
     axis.set_ylabel("one-step RMSE (state units)")
-    axis.set_title(f"held-out one-step error ({errors.transitions} transitions)")
+    axis.set_title("held-out one-step error" + (f" ({errors.transitions} transitions)" if errors.transitions else ""))
     axis.legend()
     return _save(figure, pyplot, path)
 

@@ -145,6 +145,17 @@ def test_the_report_scores_held_out_data_per_dimension_and_horizon(trained, sett
     assert summary["topics"]["/joint_states"]["rejected"] == 0
 
 
+def test_the_plot_command_redraws_the_training_curves_and_the_report(trained, tmp_path, capsys):
+    redrawn = shutil.copytree(trained, tmp_path / "redrawn")
+    pictures = [Path("training.png"), Path("report/one_step_error.png"), Path("report/open_loop_error.png")]
+    for picture in pictures:
+        (redrawn / picture).unlink()
+    assert cli.main(["plot", str(redrawn)]) == 0
+    printed = capsys.readouterr().out.split()
+    for picture in pictures:
+        assert str(redrawn / picture) in printed and (redrawn / picture).stat().st_size > 5000
+
+
 def test_the_learner_node_continues_from_the_trained_directory(trained, ros_executor, tmp_path):
     trained = shutil.copytree(trained, tmp_path / "continued")
     config = tmp_path / "trains.yaml"  # (node-specific file parameters win over -p)
