@@ -8,6 +8,7 @@ from it; a controller started with ``model_dir`` there plans with the model at o
 ``open_loop_error.csv`` / ``.png`` (multi-step open-loop error against the horizon) and ``summary.json``.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -105,8 +106,7 @@ def train_from_bag(bag: str | os.PathLike, settings: LearnerSettings, output: st
         raise OfflineDataError(f"{bag}: only {len(train)} transitions to train on ({len(data)} in the bag, "
                                f"{int(held_out.sum())} held out); training needs at least {MIN_TRANSITIONS}")
     torch.manual_seed(settings.trainer.seed)
-    trainer = type(settings.trainer)(**{**vars(settings.trainer), "progress": progress})
-    learner = Learner(output, settings.model_factory(), trainer,
+    learner = Learner(output, settings.model_factory(), dataclasses.replace(settings.trainer, progress=progress),
                       RetrainPolicy(every_transitions=0, on_episode_end=False, min_transitions=MIN_TRANSITIONS))
     try:
         learner.add(train.states, train.actions, train.next_states, train.rewards, train.dones)

@@ -4,6 +4,7 @@ One cartpole run of three 60-step episodes (`mbrl-ros up`'s runner, real nodes o
 recorded once for the module; its learner's transitions, taken live, are the reference for the bag's.
 """
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -112,7 +113,7 @@ def test_training_from_the_bag_reaches_the_validation_loss_of_the_live_transitio
     live = ReplayBuffer.open(recorded_run / "learner" / "transitions").all()[: EPISODES * STEPS]
     last_episode_end = read_with_rosbags(recorded_run / "bag")["/mujoco_bridge/episode"][-1].header.stamp
     torch.manual_seed(settings.trainer.seed)
-    trainer = type(settings.trainer)(**{**vars(settings.trainer), "progress": False})
+    trainer = dataclasses.replace(settings.trainer, progress=False)
     learner = Learner(tmp_path / "live", settings.model_factory(), trainer, RetrainPolicy(min_transitions=10))
     learner.add(live.states, live.actions, live.next_states, live.rewards, live.dones)
     live_release = learner.train_now()
