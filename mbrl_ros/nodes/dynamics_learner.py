@@ -46,11 +46,13 @@ from mbrl_ros.nodes.spinning import spin_until_shutdown
 from mbrl_ros.tasks import Task, make_task
 
 STATE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+# Transition messages may come in bursts (a robot replaying an episode): a deep queue keeps every one.
+TRANSITION_QOS = QoSProfile(depth=10000, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LOG_THROTTLE = 1.0  # s between repeated errors of one kind
 
 PARAMETERS: dict[str, tuple[Any, str]] = {
-    "task": ("shadow_hand_cube", "task name or package.module:Class (mbrl_ros.tasks)"),
+    "task": ("shadow_hand_cube", "task name or package.module:Class (mbrl_ros.tasks); options in task_options.*"),
     "robots": ([""], "namespaces of the robots to learn from ('' is the root namespace)"),
     "bridge": ("mujoco_bridge", "node whose ~/<body>_pose, ~/<body>_twist and ~/episode topics are read"),
     "controller": ("forward_command_controller", "commands are read from <controller>/commands"),
@@ -91,7 +93,7 @@ class DynamicsLearner(Node):
     def __init__(self, **node_options: Any) -> None:
         super().__init__("dynamics_learner", automatically_declare_parameters_from_overrides=True, **node_options)
         value = declare_defaults(self, PARAMETERS)
-        self.task = make_task(value["task"])
+        self.task = make_task(value["task"], **section(self, "task_options"))
         torch.set_num_threads(int(value["training_threads"]))
         factory = model_factory(self.task, section(self, "model"))
         trainer = dataclass_from_dict(TrainerConfig, {"progress": False, **section(self, "trainer")}, "trainer")
@@ -119,7 +121,7 @@ class DynamicsLearner(Node):
                                      callback_group=group)
             self.create_subscription(EpisodeSummary, topics.episodes, self._on_episode_end(robot), STATE_QOS,
                                      callback_group=group)
-        self.create_subscription(TransitionMessage, "transitions", self._on_transition, STATE_QOS,
+        self.create_subscription(TransitionMessage, "transitions", self._on_transition, TRANSITION_QOS,
                                  callback_group=group)
         self.create_service(Trigger, "~/train", self._on_train)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", STATE_QOS)

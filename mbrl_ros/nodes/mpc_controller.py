@@ -57,7 +57,7 @@ from mbrl_ros.nodes.parameters import declare_defaults, section
 from mbrl_ros.nodes.spinning import spin_until_shutdown
 from mbrl_ros.nodes.state_assembly import JOINT_STATES_TOPIC, TopicStateAssembler, pose_topic, twist_topic
 from mbrl_ros.planning import MPC, MPCConfig
-from mbrl_ros.tasks import make_task
+from mbrl_ros.tasks import JointPostureTask, make_task
 
 MODES = ("realtime", "lockstep")
 COMMAND_INTERFACES = ("commands", "joint_trajectory")
@@ -65,9 +65,10 @@ STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LATENCY_WINDOW = 200  # plans over which latency percentiles are reported
 LOG_THROTTLE = 1.0  # s between repeated warnings of one kind
+CLOCK_MISMATCH = 5.0  # s between a fresh state's stamp and the node's clock that can only be a clock mix-up
 
 PARAMETERS: dict[str, tuple[Any, str]] = {
-    "task": ("shadow_hand_cube", "task name or package.module:Class (mbrl_ros.tasks)"),
+    "task": ("shadow_hand_cube", "task name or package.module:Class (mbrl_ros.tasks); options in task_options.*"),
     "mode": ("realtime", "realtime (timer publishes the newest plan's action) or lockstep (plan per state)"),
     "control_rate": (0.0, "Hz of the command timer in realtime mode; 0: 1 / the task's control period"),
     "controller": ("forward_command_controller", "commands go to <controller>/commands or /joint_trajectory"),
@@ -81,6 +82,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "seed": (0, "seed of the planner and the exploration"),
     "model_dir": ("", "plan from the start with the newest model there (mbrl-ros train output, a learner data_dir "
                       "or a model directory); '' explores until the learner publishes one"),
+    "goal_topic": ("~/goal", "sensor_msgs/JointState goal posture, by joint name (joint_posture task)"),
 }
 
 
@@ -94,7 +96,7 @@ class MpcController(Node):
             raise ValueError(f"parameter mode must be one of {MODES}, got {value['mode']!r}")
         if value["command_interface"] not in COMMAND_INTERFACES:
             raise ValueError(f"parameter command_interface must be one of {COMMAND_INTERFACES}")
-        self.task = make_task(value["task"])
+        self.task = make_task(value["task"], **section(self, "task_options"))
         self.mode = value["mode"]
         self.mpc_config = MPCConfig.from_dict({"seed": value["seed"], **section(self, "mpc")})
         torch.set_num_threads(int(value["planner_threads"]))
@@ -143,11 +145,14 @@ class MpcController(Node):
                                      STATE_QOS, callback_group=state_group)
         self.create_subscription(EpisodeSummary, f"/{bridge.strip('/')}/episode", self._on_episode_end, STATE_QOS)
         self.create_subscription(ModelUpdate, value["model_topic"], self._on_model_update, LATCHED_QOS)
+        if isinstance(self.task, JointPostureTask):
+            self.create_subscription(JointState, value["goal_topic"], self._on_goal, STATE_QOS)
         self.create_service(SetBool, "~/enable", self._on_enable)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         if self.mode == "realtime":
             rate = value["control_rate"] or 1.0 / self._dt
-            self.create_timer(1.0 / rate, self._on_tick, MutuallyExclusiveCallbackGroup())
+            # On the steady clock: simulated time advances only with /clock, which may be slower than the rate.
+            self.create_timer(1.0 / rate, self._on_tick, MutuallyExclusiveCallbackGroup(), clock=steady)
         self.create_timer(1.0, self._publish_diagnostics, clock=steady)
         if value["model_dir"]:
             self._start_from_model_dir(value["model_dir"])
@@ -212,6 +217,8 @@ class MpcController(Node):
                                     "disagreement": stats.disagreement, "model_version": self.model_version}
 
     def _after_plan(self, plan: Plan) -> None:
+        if not self.context.ok():
+            return  # shutting down (Ctrl-C) while the planner finished a plan: nothing to publish it on
         self._latencies.append(plan.plan_time)
         self._plans_at.append(time.monotonic())
         status = PlannerStatus(
@@ -263,9 +270,15 @@ class MpcController(Node):
             self._publish(self._explore())
             return
         plan = self._worker.latest_plan()
-        action = None if plan is None else plan.action_at(self._now(state[0]))
+        now = self._now(state[0])
+        action = None if plan is None else plan.action_at(now)
         if action is None:
             self.missed_deadlines += 1
+            if now - state[0] > CLOCK_MISMATCH:
+                self.get_logger().error(
+                    f"the newest state is stamped {now - state[0]:.1f} s behind this node's clock: every plan is "
+                    "out of date on arrival (a simulator's stamps need use_sim_time: true)",
+                    throttle_duration_sec=10 * LOG_THROTTLE)
         self._publish(action)
 
     def _now(self, newest_stamp: float) -> float:
@@ -335,6 +348,25 @@ class MpcController(Node):
         self._mpc.set_model(model)  # raises for an unfit model: the worker reports it and keeps the old one
         self.model_version = version
         self.get_logger().info(f"swapped in model version {version}")
+
+    def _on_goal(self, msg: JointState) -> None:
+        if len(msg.name) != len(msg.position):
+            self._reject("goal", MessageError(f"{len(msg.name)} names but {len(msg.position)} positions"))
+            return
+        goal = dict(zip(msg.name, msg.position, strict=True))
+
+        def set_goal() -> None:
+            try:
+                self.task.set_goal(goal)
+            except ValueError as error:
+                self._reject("goal", error)
+            else:
+                self.get_logger().info(f"new goal posture for {sorted(goal)}")
+
+        if self._worker is None or self.mode == "lockstep":
+            set_goal()  # nothing plans concurrently: lockstep plans in this thread
+        else:
+            self._worker.between_plans(set_goal)  # a plan never sees half a goal
 
     # ------------------------------------------------------------------------------------------ services
     def _on_episode_end(self, msg: EpisodeSummary) -> None:

@@ -86,7 +86,7 @@ def learner_settings(path: str | os.PathLike) -> LearnerSettings:
     try:
         learner = {name: default for name, (default, _) in PARAMETERS.items()} | node_parameters(config, LEARNER_NODE)
         controller = node_parameters(config, CONTROLLER_NODE)
-        task = make_task(str(learner["task"]))
+        task = make_task(str(learner["task"]), **dict(learner.get("task_options") or {}))
         robots = learner["robots"]
         if isinstance(robots, str) or not all(isinstance(robot, str) for robot in robots):
             raise ValueError(f"robots must be a list of namespaces, got {robots!r}")
