@@ -224,6 +224,8 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
             executor.add_node(node)
         spinner.start()
         finished.wait()
+        if options.record:  # the monitor may hear of the last episode before the recorder has written it
+            nodes[-2].wait_for(f"/{bridge.get_name()}/episode", options.episodes, timeout=5.0)
     finally:
         executor.shutdown(timeout_sec=10)
         if spinner.is_alive():

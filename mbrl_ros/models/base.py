@@ -129,7 +129,8 @@ class LearnedDynamicsModel(DynamicsModel):
         return name.startswith("network.")
 
     def normalized_inputs(self, state: Tensor, action: Tensor) -> Tensor:
-        """(..., S), (..., A) raw -> (E, B, I) normalised network inputs (see :meth:`raw_inputs`), expanded to all members if given as (B, ·)."""
+        """(..., S), (..., A) raw -> (E, B, I) normalised network inputs (see :meth:`raw_inputs`), expanded to
+        all members if given as (B, ·)."""
         if state.shape[:-1] != action.shape[:-1] or state.ndim not in (2, 3):
             raise ValueError(f"state and action must be (B, ·) or (E, B, ·) alike, got {tuple(state.shape)} "
                              f"and {tuple(action.shape)}")

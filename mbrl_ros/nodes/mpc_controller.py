@@ -80,6 +80,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "exploration_beta": (0.3, "smoothing of the exploratory random actions before any model (1: white)"),
     "planner_threads": (1, "torch threads of the planner (1 keeps the command timer's jitter low)"),
     "seed": (0, "seed of the planner and the exploration"),
+    "model_dir": ("", "plan from the start with the newest model there (mbrl-ros train output, a learner data_dir "
+                      "or a model directory); '' explores until the learner publishes one"),
     "goal_topic": ("~/goal", "sensor_msgs/JointState goal posture, by joint name (joint_posture task)"),
 }
 
@@ -152,6 +154,8 @@ class MpcController(Node):
             # On the steady clock: simulated time advances only with /clock, which may be slower than the rate.
             self.create_timer(1.0 / rate, self._on_tick, MutuallyExclusiveCallbackGroup(), clock=steady)
         self.create_timer(1.0, self._publish_diagnostics, clock=steady)
+        if value["model_dir"]:
+            self._start_from_model_dir(value["model_dir"])
         self.get_logger().info(
             f"task {self.task.name}: {self.task.state_dim} states, {self.task.action_dim} actions, "
             f"mode {self.mode}, planner {self.mpc_config.optimizer} (horizon {self.mpc_config.horizon}); "
@@ -329,6 +333,16 @@ class MpcController(Node):
             if state is not None:
                 self._worker.submit_state(*state)
         self.get_logger().info(f"planning with model version {version} ({model.kind})")
+
+    def _start_from_model_dir(self, path: str) -> None:
+        """Plans with the newest model in ``path`` from the start; raises ValueError for an unusable one."""
+        from mbrl_ros.offline import load_model_directory
+
+        model, version = load_model_directory(path)
+        if (model.state_dim, model.action_dim) != (self.task.state_dim, self.task.action_dim):
+            raise ValueError(f"the model in {path} maps (S={model.state_dim}, A={model.action_dim}); task "
+                             f"{self.task.name} has (S={self.task.state_dim}, A={self.task.action_dim})")
+        self._start_planning(model, version)
 
     def _swap(self, model: DynamicsModel, version: int) -> None:
         self._mpc.set_model(model)  # raises for an unfit model: the worker reports it and keeps the old one
