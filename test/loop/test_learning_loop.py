@@ -16,7 +16,7 @@ def small_cartpole_config(path):
                          "optimizer_params": {"population": 200, "elites": 20, "iterations": 4}}
     learner = config["dynamics_learner"]["ros__parameters"]
     learner["model"] = {"kind": "ensemble", "ensemble_size": 3, "hidden_layers": 3, "hidden_units": 128,
-                        "activation": "silu"}
+                        "activation": "silu", "angle_dims": [1]}
     learner["trainer"].update(max_epochs=50, batch_size=32)
     path.write_text(yaml.safe_dump(config))
     return path
@@ -29,7 +29,7 @@ def test_episodes_4_and_5_clearly_beat_the_random_first_episode(tmp_path):
     returns = np.array([record.episode_return for record in records])
     assert len(returns) == 5 and all(record.length == 200 for record in records), returns
     assert records[0].model_version == 0 and records[-1].model_version >= 3
-    # A random episode scores about -5 (its action cost; the pole stays down), with a spread well under 2.
-    assert returns[3:].mean() > returns[:2].max() + 5, f"no learning: returns {returns.round(1)}"
+    # A random episode scores about 0 (the pole swings a little, minus the action cost); the most is 200.
+    assert returns[3:].mean() > returns[:2].max() + 50, f"no learning: returns {returns.round(1)}"
     np.testing.assert_allclose(read_csv(run_dir / "episodes.csv")["return"], returns)
     assert (run_dir / "learning_curve.png").stat().st_size > 0
