@@ -94,6 +94,7 @@ def poplin_part(seeds: list[int], episodes: int, steps: int, population: int, it
     print(f"POPLIN: return per episode on the cartpole swing-up (true dynamics), {len(seeds)} seed(s), "
           f"{episodes} episodes of {steps} steps, population {population} x {iterations} iterations, "
           f"horizon {horizon}")
+    (RESULTS / "poplin_returns.csv").unlink(missing_ok=True)  # CsvLog appends
     log = CsvLog(RESULTS / "poplin_returns.csv", ("planner", "seed", "episode", "return", "model_steps", "seconds"))
     returns: dict[str, np.ndarray] = {}
     env = SwingUpEnv(steps)
@@ -167,6 +168,8 @@ def mbmf_seed(seed: int, random_episodes: int, mpc_episodes: int, dagger_iterati
               population: int, horizon: int) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
     """One seed of MB->MF and of PPO from scratch: their curves, (environment steps, mean return) points."""
     env = SwingUpEnv()
+    for name in (f"mbmf_seed{seed}.csv", f"scratch_seed{seed}.csv"):
+        (RESULTS / name).unlink(missing_ok=True)  # PPO's CsvLog appends
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     buffer, env_steps, episode = ReplayBuffer(4, 1), 0, 0
