@@ -94,8 +94,9 @@ def poplin_part(seeds: list[int], episodes: int, steps: int, population: int, it
     print(f"POPLIN: return per episode on the cartpole swing-up (true dynamics), {len(seeds)} seed(s), "
           f"{episodes} episodes of {steps} steps, population {population} x {iterations} iterations, "
           f"horizon {horizon}")
-    (RESULTS / "poplin_returns.csv").unlink(missing_ok=True)  # CsvLog appends
-    log = CsvLog(RESULTS / "poplin_returns.csv", ("planner", "seed", "episode", "return", "model_steps", "seconds"))
+    stem = f"poplin_returns_p{population}_i{iterations}"
+    (RESULTS / f"{stem}.csv").unlink(missing_ok=True)  # CsvLog appends
+    log = CsvLog(RESULTS / f"{stem}.csv", ("planner", "seed", "episode", "return", "model_steps", "seconds"))
     returns: dict[str, np.ndarray] = {}
     env = SwingUpEnv(steps)
     for name, settings in PLANNERS.items():
@@ -135,10 +136,10 @@ def poplin_part(seeds: list[int], episodes: int, steps: int, population: int, it
         if name != "pets_cem":
             print(f"  {name}: mean return {returns[name].mean():.2f}, PETS-CEM {reference:.2f}, ratio "
                   f"{returns[name].mean() / reference:.3f}")
-    plot_poplin(returns)
+    plot_poplin(returns, RESULTS / f"{stem}.png", f"population {population} x {iterations} iterations")
 
 
-def plot_poplin(returns: dict[str, np.ndarray]) -> None:
+def plot_poplin(returns: dict[str, np.ndarray], path: Path, budget: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -150,10 +151,10 @@ def plot_poplin(returns: dict[str, np.ndarray]) -> None:
         axis.errorbar(episodes, values.mean(0), yerr=values.std(0), marker="o", capsize=3, label=name)
     axis.set_xlabel("episode")
     axis.set_ylabel("return")
-    axis.set_title("cartpole swing-up, equal model evaluations")
+    axis.set_title(f"cartpole swing-up, equal model evaluations ({budget})")
     axis.legend()
     figure.tight_layout()
-    figure.savefig(RESULTS / "poplin_returns.png", dpi=100)
+    figure.savefig(path, dpi=100)
     pyplot.close(figure)
 
 
@@ -282,6 +283,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--episodes", type=int, default=5, help="POPLIN: episodes per planner and seed")
+    parser.add_argument("--population", type=int, default=100, help="POPLIN: candidates per iteration (all planners)")
+    parser.add_argument("--iterations", type=int, default=3, help="POPLIN: CEM iterations per plan (all planners)")
     parser.add_argument("--ppo-steps", type=int, default=100_000, help="MBMF: PPO fine-tuning steps")
     args = parser.parse_args()
     set_threads(args.threads)
@@ -291,7 +294,8 @@ def main() -> None:
         if args.quick:
             poplin_part(seeds, episodes=2, steps=40, population=30, iterations=2, horizon=10)
         else:
-            poplin_part(seeds, episodes=args.episodes, steps=200, population=100, iterations=3, horizon=20)
+            poplin_part(seeds, episodes=args.episodes, steps=200, population=args.population,
+                        iterations=args.iterations, horizon=20)
     if args.only in (None, "mbmf"):
         if args.quick:
             mbmf_part(seeds, random_episodes=2, mpc_episodes=1, dagger_iterations=1, ppo_steps=4096, population=50,
