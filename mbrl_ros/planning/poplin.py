@@ -115,7 +115,9 @@ class PolicyGuidedCEM(CEM):
         Args:
             evaluator: the returns of candidates through the model.
             states: (B, S) start states.
-            initial_mean: (B, H, A) warm start in action space (used by A-Init only as a fallback shape).
+            initial_mean: (B, H, A) the MPC's warm start; it fixes the batch and the horizon. The POPLIN planners
+                start elsewhere: at the policy's proposal (A-Init) or at their own shifted noise or
+                perturbation mean (A-Replan, P).
             generators: one per start state.
             deadline: ``time.monotonic()`` after which no new CEM iteration starts.
         """
