@@ -87,8 +87,14 @@ test: build
 lint: $(STAMP).deps
 	$(VENV_ABS)/bin/ruff check .
 
-demo demo-cartpole: setup
-	@echo "The learning-loop demo is not built yet (issue: the learning loop as ROS 2 nodes)." >&2; exit 1
+# The demos: the embedded graph (bridge, learner, controller in one process over DDS), a fresh run directory
+# under runs/ each time (CSV, PNG, the learner's data). DEMO_EPISODES sizes the Shadow hand run (~15 min).
+DEMO_EPISODES ?= 40
+demo: setup
+	$(ROS_ENV) $(VENV_ABS)/bin/mbrl-ros up shadow_hand_cube --episodes $(DEMO_EPISODES)
+
+demo-cartpole: setup
+	$(ROS_ENV) $(VENV_ABS)/bin/mbrl-ros up cartpole_swingup --episodes 10
 
 $(PEER_VENV)/.mbrl_lib: bench/peer-requirements.txt | check-tools
 	@echo "==> creating $(PEER_VENV) with mbrl-lib 0.2.0 (the benchmark peer)"

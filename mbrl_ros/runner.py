@@ -21,6 +21,7 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float64MultiArray
 
@@ -186,8 +187,9 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
     run_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(options.config, run_dir / "config.yaml")
     data_dir = options.data_dir or run_dir / "learner"
-    common = ["--ros-args", "--params-file", str(options.config)]
-    mode = ["-p", f"mode:={options.mode}"] if options.mode else []
+    params_file = ["--ros-args", "--params-file", str(options.config)]
+    # Explicit overrides, not "-p" arguments: those apply to /** and lose to the file's node sections.
+    mode = [Parameter("mode", value=options.mode)] if options.mode else []
 
     context = Context()
     rclpy.init(context=context)
@@ -205,8 +207,9 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
     executor = SingleThreadedExecutor(context=context)  # the work runs in the nodes' threads (nodes/spinning.py)
     spinner = threading.Thread(target=executor.spin, name="executor", daemon=True)
     try:
-        learner = DynamicsLearner(context=context, cli_args=[*common, "-p", f"data_dir:={data_dir}"])
-        controller = MpcController(context=context, cli_args=common + mode)
+        learner = DynamicsLearner(context=context, cli_args=params_file,
+                                  parameter_overrides=[Parameter("data_dir", value=str(data_dir))])
+        controller = MpcController(context=context, cli_args=params_file, parameter_overrides=mode)
         nodes += [learner, controller]
         period = controller.task.dt if controller.mode == "realtime" else None
         monitor = RunMonitor(run_dir, "mujoco_bridge", controller.get_parameter("controller").value.rstrip("/"),
@@ -214,19 +217,22 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
         nodes.append(monitor)
         if options.record:
             nodes.append(BagRecorder(str(run_dir / "bag"), recorded_topics(controller), context=context))
-        bridge = MujocoBridge(context=context, cli_args=common + mode)  # last: the others are listening by now
+        # Last: the others are listening by now.
+        bridge = MujocoBridge(context=context, cli_args=params_file, parameter_overrides=mode)
         nodes.append(bridge)
         for node in nodes:
             executor.add_node(node)
         spinner.start()
         finished.wait()
+        if options.record:  # the monitor may hear of the last episode before the recorder has written it
+            nodes[-2].wait_for(f"/{bridge.get_name()}/episode", options.episodes, timeout=5.0)
     finally:
         executor.shutdown(timeout_sec=10)
+        if spinner.is_alive():
+            spinner.join(timeout=10)  # no callback may still run when its node is destroyed
         for node in reversed(nodes):
             node.destroy_node()  # the controller joins its planner, the learner its training, the recorder its bag
         context.try_shutdown()
-        if spinner.is_alive():
-            spinner.join(timeout=10)
     plot_run(run_dir)
     return run_dir
 

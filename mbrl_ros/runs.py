@@ -7,8 +7,9 @@ Files (CSV with a header row; written line by line and flushed, so a crashed run
 - ``ticks.csv``: one row per control tick in realtime mode (:data:`TICK_COLUMNS`);
 - the learner's ``training.csv`` lives in the learner's data directory, ``learner/``.
 
-:func:`plot_run` draws ``learning_curve.png``, ``plan_latency.png`` and ``missed_ticks.png`` from them
-(``mbrl-ros plot RUN_DIR``).
+:func:`plot_run` draws ``learning_curve.png``, ``plan_latency.png`` and ``missed_ticks.png`` from them, and
+``training.png`` next to every learner's ``training.csv`` (``mbrl-ros plot RUN_DIR``). Given the output of
+``mbrl-ros train`` it redraws its training curves and its report (``report/*.png``).
 """
 
 import csv
@@ -54,12 +55,22 @@ class CsvLog:
         self._file.close()
 
 
-def read_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Columns of a CSV written by :class:`CsvLog` as float arrays (empty ones if the file has no rows)."""
+def read_csv(path: str | os.PathLike, required: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """Columns of a CSV written by :class:`CsvLog` as float arrays (empty ones if the file has no rows).
+
+    Raises:
+        ValueError: a column of ``required`` is missing, or a row is cut short (naming the file and the line).
+    """
     with open(path, newline="") as file:
         reader = csv.DictReader(file)
         rows = list(reader)
         columns = reader.fieldnames or []
+    missing = [column for column in required if column not in columns]
+    if missing:
+        raise ValueError(f"{path}: no column(s) {missing}; its header is {list(columns)}")
+    for line, row in enumerate(rows, start=2):
+        if None in row.values():
+            raise ValueError(f"{path}, line {line}: {sum(v is None for v in row.values())} value(s) missing")
     return {column: np.array([_number(row[column]) for row in rows], dtype=float) for column in columns}
 
 
@@ -73,7 +84,11 @@ def _number(text: str) -> float:
 
 
 def plot_run(run_dir: str | os.PathLike) -> list[Path]:
-    """Draws the run's plots next to its CSVs; returns the PNGs written (those whose data exist)."""
+    """Draws the run's plots next to its CSVs; returns the PNGs written (those whose data exist).
+
+    Raises:
+        ValueError: a CSV that cannot be read (the text names the file and what is wrong).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,7 +97,7 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     run_dir = Path(run_dir)
     written = []
     if (run_dir / "episodes.csv").is_file():
-        episodes = read_csv(run_dir / "episodes.csv")
+        episodes = read_csv(run_dir / "episodes.csv", ("episode", "return", "success"))
         figure, returns_axis = pyplot.subplots(figsize=(7, 4))
         returns_axis.plot(episodes["episode"], episodes["return"], "o-", label="return")
         returns_axis.set_xlabel("episode")
@@ -95,7 +110,7 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
         returns_axis.set_title(f"learning curve ({run_dir.name})")
         written.append(_save(figure, run_dir / "learning_curve.png"))
     if (run_dir / "plans.csv").is_file():
-        plans = read_csv(run_dir / "plans.csv")
+        plans = read_csv(run_dir / "plans.csv", ("plan_time_ms",))
         figure, axis = pyplot.subplots(figsize=(7, 4))
         latencies = plans["plan_time_ms"]
         axis.hist(latencies, bins=50)
@@ -108,13 +123,34 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
         axis.set_title(f"plan latency ({len(latencies)} plans)")
         written.append(_save(figure, run_dir / "plan_latency.png"))
     if (run_dir / "ticks.csv").is_file():
-        ticks = read_csv(run_dir / "ticks.csv")
+        ticks = read_csv(run_dir / "ticks.csv", ("time_s", "missed"))
         figure, axis = pyplot.subplots(figsize=(7, 3))
         axis.plot(ticks["time_s"], np.cumsum(ticks["missed"]), drawstyle="steps-post")
         axis.set_xlabel("time (s)")
         axis.set_ylabel("missed ticks (cumulative)")
         axis.set_title(f"missed ticks: {int(ticks['missed'].sum())} of {len(ticks['missed'])}")
         written.append(_save(figure, run_dir / "missed_ticks.png"))
+    return written + _plot_learning(run_dir)
+
+
+def _plot_learning(run_dir: Path) -> list[Path]:
+    """The training curves of the run's learner (or of ``mbrl-ros train``'s output) and an offline report."""
+    from mbrl_ros.models import plot_training_curves
+    from mbrl_ros.offline.evaluation import plot_one_step, plot_open_loop, read_one_step_csv, read_open_loop_csv
+
+    written = []
+    for directory in (run_dir, run_dir / "learner"):
+        if (directory / "training.csv").is_file():
+            try:
+                written.append(plot_training_curves(directory / "training.csv", directory / "training.png"))
+            except (KeyError, ValueError) as error:
+                raise ValueError(f"{directory / 'training.csv'}: cannot be plotted ({error})") from error
+    report = run_dir / "report"
+    if (report / "one_step_error.csv").is_file():
+        written.append(plot_one_step(read_one_step_csv(report / "one_step_error.csv"), report / "one_step_error.png"))
+    if (report / "open_loop_error.csv").is_file():
+        written.append(plot_open_loop(read_open_loop_csv(report / "open_loop_error.csv"),
+                                      report / "open_loop_error.png"))
     return written
 
 

@@ -116,7 +116,8 @@ def _open(path: str | os.PathLike) -> Iterator[Reader]:
         reader = Reader(path)
         reader.open()
     except Exception as error:
-        raise BagError(f"{path}: cannot open the bag ({type(error).__name__}: {error})") from error
+        raise BagError(f"{path}: cannot open the bag, it is truncated, corrupted or was never closed "
+                       f"({type(error).__name__}: {error}); 'ros2 bag reindex' recovers a bag cut short") from error
     try:
         yield reader
     finally:

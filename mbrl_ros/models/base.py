@@ -1,6 +1,7 @@
 """The contract between learned dynamics models and the planners that roll them out, and what trainers need."""
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -56,6 +57,9 @@ class LearnedDynamicsModel(DynamicsModel):
         hidden_units: width of each hidden layer.
         activation: name of the activation, see :data:`mbrl_ros.models.layers.ACTIVATIONS`.
         outputs_per_state_dim: 1 for a mean only, 2 for mean and log-variance.
+        angle_dims: state dimensions that are angles (rad): the network sees each as (sin, cos) instead (PETS's
+            input preprocessing), so what it learns at one angle carries over to the same angle plus 2 pi and
+            to poses it has not seen yet. Targets stay raw state changes.
     """
 
     kind: ClassVar[str]
@@ -69,6 +73,7 @@ class LearnedDynamicsModel(DynamicsModel):
         hidden_units: int,
         activation: str,
         outputs_per_state_dim: int,
+        angle_dims: Sequence[int] = (),
     ):
         super().__init__()
         for name, value, minimum, maximum in (
@@ -82,13 +87,19 @@ class LearnedDynamicsModel(DynamicsModel):
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
             if maximum is not None and value > maximum:
                 raise ValueError(f"{name} must be at most {maximum}, got {value}")
+        angle_dims = list(angle_dims)
+        if not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < state_dim for d in angle_dims) \
+                or len(set(angle_dims)) != len(angle_dims):
+            raise ValueError(f"angle_dims must be distinct state dimensions in [0, {state_dim}), got {angle_dims}")
         self.state_dim, self.action_dim, self.ensemble_size = state_dim, action_dim, ensemble_size
         self.hidden_layers, self.hidden_units, self.activation = hidden_layers, hidden_units, activation
-        self.input_normalizer = Normalizer(state_dim + action_dim)
+        self.angle_dims = angle_dims
+        self._other_dims = [d for d in range(state_dim) if d not in angle_dims]
+        input_dim = state_dim + len(angle_dims) + action_dim
+        self.input_normalizer = Normalizer(input_dim)
         self.target_normalizer = Normalizer(state_dim)
         self.network = EnsembleMLP(
-            ensemble_size, state_dim + action_dim, outputs_per_state_dim * state_dim, hidden_layers, hidden_units,
-            activation,
+            ensemble_size, input_dim, outputs_per_state_dim * state_dim, hidden_layers, hidden_units, activation,
         )
 
     @abstractmethod
@@ -118,18 +129,27 @@ class LearnedDynamicsModel(DynamicsModel):
         return name.startswith("network.")
 
     def normalized_inputs(self, state: Tensor, action: Tensor) -> Tensor:
-        """(..., S), (..., A) raw -> (E, B, S + A) normalised, expanded to all members if given as (B, ·)."""
+        """(..., S), (..., A) raw -> (E, B, I) normalised network inputs (see :meth:`raw_inputs`), expanded to
+        all members if given as (B, ·)."""
         if state.shape[:-1] != action.shape[:-1] or state.ndim not in (2, 3):
             raise ValueError(f"state and action must be (B, ·) or (E, B, ·) alike, got {tuple(state.shape)} "
                              f"and {tuple(action.shape)}")
         if state.ndim == 3 and state.shape[0] != self.ensemble_size:
             raise ValueError(f"(E, B, ·) inputs need E = {self.ensemble_size} blocks, got {state.shape[0]}")
-        inputs = self.input_normalizer.normalize(torch.cat([state, action], dim=-1))
+        inputs = self.input_normalizer.normalize(self.raw_inputs(state, action))
         return inputs.expand(self.ensemble_size, *inputs.shape) if inputs.ndim == 2 else inputs
+
+    def raw_inputs(self, state: Tensor, action: Tensor) -> Tensor:
+        """(..., S), (..., A) -> (..., S + len(angle_dims) + A): the non-angle state dimensions, then sin and
+        cos of each angle, then the action; the plain concatenation when there are no angles."""
+        if not self.angle_dims:
+            return torch.cat([state, action], dim=-1)
+        angles = state[..., self.angle_dims]
+        return torch.cat([state[..., self._other_dims], angles.sin(), angles.cos(), action], dim=-1)
 
     @torch.no_grad()
     def refit_normalizers(self, inputs: Tensor, targets: Tensor, preserve_function: bool = True) -> None:
-        """Fits the normalisers on raw ``inputs`` (N, S + A) and ``targets`` (N, S) (state changes).
+        """Fits the normalisers on raw ``inputs`` (N, I) (:meth:`raw_inputs`) and ``targets`` (N, S) (state changes).
 
         With ``preserve_function``, the first and last layers are re-expressed for the new statistics so
         that the model computes exactly the same function of raw inputs as before: a model continued on

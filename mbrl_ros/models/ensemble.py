@@ -34,6 +34,7 @@ class ProbabilisticEnsemble(LearnedDynamicsModel):
         hidden_layers: number of hidden layers.
         hidden_units: width of each hidden layer.
         activation: one of :data:`ACTIVATIONS`.
+        angle_dims: state dimensions that are angles, seen as (sin, cos) (see LearnedDynamicsModel).
     """
 
     kind = "ensemble"
@@ -46,9 +47,10 @@ class ProbabilisticEnsemble(LearnedDynamicsModel):
         hidden_layers: int = 4,
         hidden_units: int = 200,
         activation: str = "silu",
+        angle_dims: list[int] | None = None,
     ):
         super().__init__(state_dim, action_dim, ensemble_size, hidden_layers, hidden_units, activation,
-                         outputs_per_state_dim=2)
+                         outputs_per_state_dim=2, angle_dims=angle_dims or ())
         self.max_logvar = nn.Parameter(torch.full((1, 1, state_dim), 0.5))
         self.min_logvar = nn.Parameter(torch.full((1, 1, state_dim), -10.0))
         self.register_buffer("elite_mask", torch.ones(ensemble_size))
@@ -56,7 +58,7 @@ class ProbabilisticEnsemble(LearnedDynamicsModel):
     def architecture(self) -> dict[str, Any]:
         return {"state_dim": self.state_dim, "action_dim": self.action_dim, "ensemble_size": self.ensemble_size,
                 "hidden_layers": self.hidden_layers, "hidden_units": self.hidden_units,
-                "activation": self.activation}
+                "activation": self.activation, "angle_dims": self.angle_dims}
 
     def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
         """Normalised inputs (E, B, S + A) -> mean and softly bounded log-variance (E, B, S), normalised."""

@@ -154,8 +154,8 @@ class _Round:
     train_transitions: int
     best: Tensor  # (E,) each member's best validation NLL in the round
     snapshot: dict[str, Tensor]  # each member's best weights
-    pairs: Tensor  # (N, S + A + S) normalised inputs and targets
-    validation: tuple[Tensor, Tensor]  # normalised validation inputs (V, S + A) and targets (V, S)
+    pairs: Tensor  # (N, I + S) normalised inputs and targets
+    validation: tuple[Tensor, Tensor]  # normalised validation inputs (V, I) and targets (V, S)
     rows: Tensor = field(default_factory=lambda: torch.empty(0))  # (E, N) the rows each member trains on
     epoch: int = 0
     stopped_early: bool = False
@@ -314,20 +314,20 @@ class ModelTrainer:
         return self.config.learning_rate * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress)))
 
     def _tensors(self, batch: TransitionBatch) -> tuple[Tensor, Tensor]:
-        """Raw model inputs (N, S + A) and targets (N, S) (state changes) on the training device."""
+        """Raw model inputs (N, I) (the model's raw_inputs) and targets (N, S) (state changes) on the device."""
         states = torch.as_tensor(batch.states, device=self.device)
-        inputs = torch.cat([states, torch.as_tensor(batch.actions, device=self.device)], dim=-1)
+        inputs = self.model.raw_inputs(states, torch.as_tensor(batch.actions, device=self.device))
         return inputs, torch.as_tensor(batch.next_states, device=self.device) - states
 
     def _train_epoch(self, pairs: Tensor, rows: Tensor) -> float:
         """One pass over ``rows`` (E, N) (each member its own order), mini-batch by mini-batch; mean loss.
 
         Args:
-            pairs: (N, S + A + S) normalised inputs and targets side by side.
+            pairs: (N, I + S) normalised inputs and targets side by side.
             rows: (E, N) the rows of ``pairs`` each member visits, in order.
         """
         total = torch.zeros((), device=self.device)
-        batches, members, input_width = 0, rows.shape[0], self.model.state_dim + self.model.action_dim
+        batches, members, input_width = 0, rows.shape[0], pairs.shape[-1] - self.model.state_dim  # inputs, targets
         for first in range(0, rows.shape[1], self.config.batch_size):
             batch_rows = rows[:, first: first + self.config.batch_size].flatten()
             batch = pairs.index_select(0, batch_rows).view(members, -1, pairs.shape[1])

@@ -10,6 +10,7 @@ destroyed; a bag cut short by a crash is recovered with `ros2 bag reindex`.
 import argparse
 import importlib
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from mbrl_ros.data.bags import BagWriter, message_typestore
 
 _DEPTH = 1000  # per-topic queue: a recorder should not drop messages in bursts
+_PROVISIONAL_QOS = QoSProfile(depth=_DEPTH, reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.VOLATILE)
 
 
 def message_class(type_name: str) -> type:
@@ -50,6 +53,7 @@ class BagRecorder(Node):
         self._writer = BagWriter(Path(path), self._typestore)
         self._lock = threading.Lock()
         self._recorded: dict[str, object] = {}  # topic -> its raw subscription
+        self._provisional: set[str] = set()  # subscribed before any publisher was seen
         self.create_timer(self.get_parameter("discovery_period").value, self.discover)
         self.discover()
         self.get_logger().info(f"recording {sorted(self._wanted)} into {path}")
@@ -60,21 +64,48 @@ class BagRecorder(Node):
         with self._lock:
             return dict(self._writer.counts)
 
+    def wait_for(self, topic: str, count: int, timeout: float) -> bool:
+        """Waits (while another thread spins this node) until ``count`` messages of ``topic`` are recorded.
+
+        Returns:
+            whether they were within ``timeout`` seconds (wall clock).
+        """
+        deadline = time.monotonic() + timeout
+        while self.counts.get(topic, 0) < count:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
     def discover(self) -> None:
-        """Subscribes to every wanted topic that now has a publisher."""
+        """Subscribes to every wanted topic the graph knows, with the QoS its publishers offer.
+
+        A topic known only from its subscribers (the other nodes of a run, started before the robot) is
+        subscribed at once, reliable and volatile, so that the first messages of a fast lockstep run are not
+        lost to the discovery period; once its publishers appear, the subscription is remade if they need another
+        QoS (best effort, or latched and nothing recorded yet).
+        """
         for topic, types in self.get_topic_names_and_types():
-            if topic not in self._wanted or topic in self._recorded:
+            if topic not in self._wanted or (topic in self._recorded and topic not in self._provisional):
                 continue
             if len(types) != 1 or types[0] not in self._typestore.types:
                 self.get_logger().error(f"not recording {topic}: its type {types} has no known definition")
                 self._wanted.discard(topic)
                 continue
             publishers = self.get_publishers_info_by_topic(topic)
-            if not publishers:
-                continue
+            qos = _qos_matching(publishers) if publishers else _PROVISIONAL_QOS
+            if topic in self._recorded:  # provisional until now
+                if not publishers:
+                    continue
+                self._provisional.discard(topic)
+                needs_history = qos.durability == DurabilityPolicy.TRANSIENT_LOCAL and not self.counts.get(topic)
+                if qos.reliability == _PROVISIONAL_QOS.reliability and not needs_history:
+                    continue
+                self.destroy_subscription(self._recorded.pop(topic))
+            elif not publishers:
+                self._provisional.add(topic)
             self._recorded[topic] = self.create_subscription(
-                message_class(types[0]), topic, self._recorder_for(topic, types[0]),
-                _qos_matching(publishers), raw=True,
+                message_class(types[0]), topic, self._recorder_for(topic, types[0]), qos, raw=True,
             )
 
     def _recorder_for(self, topic: str, msgtype: str):

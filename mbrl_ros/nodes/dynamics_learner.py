@@ -40,23 +40,25 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from mbrl_ros.learning import Learner, ModelRelease, RetrainPolicy, Transition, TransitionAssembler
+from mbrl_ros.learning import Learner, ModelRelease, RetrainPolicy, Transition
 from mbrl_ros.models import LearnedDynamicsModel, TrainerConfig, model_class, model_to_payload
 from mbrl_ros.msg import EpisodeSummary, ModelUpdate
 from mbrl_ros.msg import Transition as TransitionMessage
-from mbrl_ros.nodes.conversions import MessageError, command_array, stamp_to_seconds
+from mbrl_ros.nodes.conversions import MessageError
 from mbrl_ros.nodes.parameters import declare_defaults, section
+from mbrl_ros.nodes.robot_streams import RobotStreams, RobotTopics, transition_batch
 from mbrl_ros.nodes.spinning import spin_until_shutdown
-from mbrl_ros.nodes.state_assembly import TopicStateAssembler, pose_topic, twist_topic
 from mbrl_ros.policies import ImitationConfig, clone_policy
 from mbrl_ros.tasks import Task, make_task
 
 STATE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+# Transition messages may come in bursts (a robot replaying an episode): a deep queue keeps every one.
+TRANSITION_QOS = QoSProfile(depth=10000, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LOG_THROTTLE = 1.0  # s between repeated errors of one kind
 
 PARAMETERS: dict[str, tuple[Any, str]] = {
-    "task": ("shadow_hand_cube", "task name or package.module:Class (mbrl_ros.tasks)"),
+    "task": ("shadow_hand_cube", "task name or package.module:Class (mbrl_ros.tasks); options in task_options.*"),
     "robots": ([""], "namespaces of the robots to learn from ('' is the root namespace)"),
     "bridge": ("mujoco_bridge", "node whose ~/<body>_pose, ~/<body>_twist and ~/episode topics are read"),
     "controller": ("forward_command_controller", "commands are read from <controller>/commands"),
@@ -94,22 +96,13 @@ def model_factory(task: Task, settings: dict[str, Any]):
     return lambda: cls(task.state_dim, task.action_dim, **settings)
 
 
-class _Robot:
-    """The streams of one robot: its state assembler and its transition assembler."""
-
-    def __init__(self, task: Task, tolerance: float):
-        self.states = TopicStateAssembler(task.layout)
-        self.transitions = TransitionAssembler(task.dt, tolerance)
-        self.newest_stamp = -np.inf
-
-
 class DynamicsLearner(Node):
     """The learner node; see the module docstring. Raises ValueError for unusable parameters."""
 
     def __init__(self, **node_options: Any) -> None:
         super().__init__("dynamics_learner", automatically_declare_parameters_from_overrides=True, **node_options)
         value = declare_defaults(self, PARAMETERS)
-        self.task = make_task(value["task"])
+        self.task = make_task(value["task"], **section(self, "task_options"))
         torch.set_num_threads(int(value["training_threads"]))
         factory = model_factory(self.task, section(self, "model"))
         trainer = dataclass_from_dict(TrainerConfig, {"progress": False, **section(self, "trainer")}, "trainer")
@@ -124,22 +117,21 @@ class DynamicsLearner(Node):
         group = MutuallyExclusiveCallbackGroup()  # streams are handled one message at a time, in order
         self._robots = {}
         for namespace in value["robots"]:
-            robot = self._robots[namespace] = _Robot(self.task, float(value["transition_tolerance"]))
-            prefix = f"/{namespace.strip('/')}" if namespace.strip("/") else ""
-            self.create_subscription(JointState, f"{prefix}/joint_states", self._on_state(robot, "joints"),
+            robot = self._robots[namespace] = RobotStreams(self.task, float(value["transition_tolerance"]))
+            topics = RobotTopics.of(self.task, namespace, value["bridge"], value["controller"])
+            self.create_subscription(JointState, topics.joint_states, self._on_state(robot, "joints"),
                                      STATE_QOS, callback_group=group)
-            for body in self.task.layout.pose_bodies:
-                self.create_subscription(PoseStamped, prefix + pose_topic(body, value["bridge"]),
-                                         self._on_state(robot, "pose", body), STATE_QOS, callback_group=group)
-            for body in self.task.layout.twist_bodies:
-                self.create_subscription(TwistStamped, prefix + twist_topic(body, value["bridge"]),
-                                         self._on_state(robot, "twist", body), STATE_QOS, callback_group=group)
-            controller = value["controller"].strip("/")
-            self.create_subscription(Float64MultiArray, f"{prefix}/{controller}/commands", self._on_command(robot),
-                                     STATE_QOS, callback_group=group)
-            self.create_subscription(EpisodeSummary, f"{prefix}/{value['bridge'].strip('/')}/episode",
-                                     self._on_episode_end(robot), STATE_QOS, callback_group=group)
-        self.create_subscription(TransitionMessage, "transitions", self._on_transition, STATE_QOS,
+            for body, topic in topics.poses.items():
+                self.create_subscription(PoseStamped, topic, self._on_state(robot, "pose", body), STATE_QOS,
+                                         callback_group=group)
+            for body, topic in topics.twists.items():
+                self.create_subscription(TwistStamped, topic, self._on_state(robot, "twist", body), STATE_QOS,
+                                         callback_group=group)
+            self.create_subscription(Float64MultiArray, topics.commands, self._on_command(robot), STATE_QOS,
+                                     callback_group=group)
+            self.create_subscription(EpisodeSummary, topics.episodes, self._on_episode_end(robot), STATE_QOS,
+                                     callback_group=group)
+        self.create_subscription(TransitionMessage, "transitions", self._on_transition, TRANSITION_QOS,
                                  callback_group=group)
         self.create_service(Trigger, "~/train", self._on_train)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", STATE_QOS)
@@ -150,47 +142,36 @@ class DynamicsLearner(Node):
         )
 
     # ------------------------------------------------------------------------------------------ streams
-    def _on_state(self, robot: _Robot, kind: str, body: str = ""):
+    def _on_state(self, robot: RobotStreams, kind: str, body: str = ""):
         def on_message(msg: Any) -> None:
             try:
                 if kind == "joints":
-                    robot.states.add_joint_state(msg)
+                    transitions = robot.add_joint_state(msg)
                 elif kind == "pose":
-                    robot.states.add_pose(body, msg)
+                    transitions = robot.add_pose(body, msg)
                 else:
-                    robot.states.add_twist(body, msg)
+                    transitions = robot.add_twist(body, msg)
             except MessageError as error:
                 self._reject(kind, error)
                 return
-            complete = robot.states.complete()
-            if complete is None:
-                return
-            stamp, state = complete
-            if not np.all(np.isfinite(state)):
-                self._reject("state", MessageError("the assembled state has NaN or inf entries"))
-                return
-            robot.newest_stamp = max(robot.newest_stamp, stamp)
-            self._store(robot.transitions.add_state(stamp, state))
+            self._store(transitions)
 
         return on_message
 
-    def _on_command(self, robot: _Robot):
+    def _on_command(self, robot: RobotStreams):
         def on_message(msg: Float64MultiArray) -> None:
             try:
-                action = command_array(msg, self.task.action_dim)
+                transitions = robot.add_command(msg, self.get_clock().now().nanoseconds * 1e-9)
             except MessageError as error:
                 self._reject("commands", error)
                 return
-            # Commands carry no stamp: a command is in response to the newest state, and never older than it.
-            stamp = max(self.get_clock().now().nanoseconds * 1e-9, robot.newest_stamp)
-            self._store(robot.transitions.add_command(stamp, action))
+            self._store(transitions)
 
         return on_message
 
-    def _on_episode_end(self, robot: _Robot):
+    def _on_episode_end(self, robot: RobotStreams):
         def on_message(msg: EpisodeSummary) -> None:
-            ended_at = stamp_to_seconds(msg.header.stamp)  # the episode's last state, whatever arrived first
-            self._store(robot.transitions.cut(at=ended_at), last_done=bool(msg.terminated))
+            self._store(robot.end_episode(msg), last_done=bool(msg.terminated))
             self.learner.end_episode()
 
         return on_message
@@ -208,17 +189,9 @@ class DynamicsLearner(Node):
         self.learner.add(state, action, next_state, msg.reward, msg.done)
 
     def _store(self, transitions: list[Transition], last_done: bool = False) -> None:
-        if not transitions:
-            return
-        states = np.stack([t.state for t in transitions])
-        actions = np.stack([t.action for t in transitions])
-        next_states = np.stack([t.next_state for t in transitions])
-        with torch.no_grad():
-            rewards = self.task.reward(*(torch.as_tensor(x, dtype=torch.float32)
-                                         for x in (states, actions, next_states))).numpy()
-        dones = np.zeros(len(transitions), dtype=bool)
-        dones[-1] = last_done
-        self.learner.add(states, actions, next_states, rewards, dones)
+        if transitions:
+            batch = transition_batch(self.task, transitions, last_done)
+            self.learner.add(batch.states, batch.actions, batch.next_states, batch.rewards, batch.dones)
 
     def _reject(self, source: str, error: Exception) -> None:
         self.rejected[source] = self.rejected.get(source, 0) + 1

@@ -64,7 +64,7 @@ from mbrl_ros.nodes.spinning import spin_until_shutdown
 from mbrl_ros.nodes.state_assembly import JOINT_STATES_TOPIC, TopicStateAssembler, pose_topic, twist_topic
 from mbrl_ros.planning import MPC, MPCConfig, PolicyGuidedCEM
 from mbrl_ros.policies import PolicyNetwork
-from mbrl_ros.tasks import make_task
+from mbrl_ros.tasks import JointPostureTask, make_task
 
 MODES = ("realtime", "lockstep")
 PLANNERS = ("mpc", "policy")
@@ -73,9 +73,10 @@ STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LATENCY_WINDOW = 200  # plans over which latency percentiles are reported
 LOG_THROTTLE = 1.0  # s between repeated warnings of one kind
+CLOCK_MISMATCH = 5.0  # s between a fresh state's stamp and the node's clock that can only be a clock mix-up
 
 PARAMETERS: dict[str, tuple[Any, str]] = {
-    "task": ("shadow_hand_cube", "task name or package.module:Class (mbrl_ros.tasks)"),
+    "task": ("shadow_hand_cube", "task name or package.module:Class (mbrl_ros.tasks); options in task_options.*"),
     "mode": ("realtime", "realtime (timer publishes the newest plan's action) or lockstep (plan per state)"),
     "control_rate": (0.0, "Hz of the command timer in realtime mode; 0: 1 / the task's control period"),
     "controller": ("forward_command_controller", "commands go to <controller>/commands or /joint_trajectory"),
@@ -87,6 +88,9 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "exploration_beta": (0.3, "smoothing of the exploratory random actions before any model (1: white)"),
     "planner_threads": (1, "torch threads of the planner (1 keeps the command timer's jitter low)"),
     "seed": (0, "seed of the planner and the exploration"),
+    "model_dir": ("", "plan from the start with the newest model there (mbrl-ros train output, a learner data_dir "
+                      "or a model directory); '' explores until the learner publishes one"),
+    "goal_topic": ("~/goal", "sensor_msgs/JointState goal posture, by joint name (joint_posture task)"),
     "planner": ("mpc", "mpc (plan through the model) or policy (run the policy from policy_topic directly)"),
     "policy_topic": ("/policy_update", "ModelUpdate topic of the policy (kind 'policy'); '' for none"),
     "policy_fallback": (True, "act with the policy when a tick has no usable plan or a plan fails"),
@@ -103,7 +107,7 @@ class MpcController(Node):
             raise ValueError(f"parameter mode must be one of {MODES}, got {value['mode']!r}")
         if value["command_interface"] not in COMMAND_INTERFACES:
             raise ValueError(f"parameter command_interface must be one of {COMMAND_INTERFACES}")
-        self.task = make_task(value["task"])
+        self.task = make_task(value["task"], **section(self, "task_options"))
         self.mode = value["mode"]
         self._init_policy(value)
         self.mpc_config = MPCConfig.from_dict({"seed": value["seed"], **section(self, "mpc")})
@@ -156,12 +160,17 @@ class MpcController(Node):
             self.create_subscription(ModelUpdate, value["model_topic"], self._on_model_update, LATCHED_QOS)
         if value["policy_topic"]:
             self.create_subscription(ModelUpdate, value["policy_topic"], self._on_policy_update, LATCHED_QOS)
+        if isinstance(self.task, JointPostureTask):
+            self.create_subscription(JointState, value["goal_topic"], self._on_goal, STATE_QOS)
         self.create_service(SetBool, "~/enable", self._on_enable)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         if self.mode == "realtime":
             rate = value["control_rate"] or 1.0 / self._dt
-            self.create_timer(1.0 / rate, self._on_tick, MutuallyExclusiveCallbackGroup())
+            # On the steady clock: simulated time advances only with /clock, which may be slower than the rate.
+            self.create_timer(1.0 / rate, self._on_tick, MutuallyExclusiveCallbackGroup(), clock=steady)
         self.create_timer(1.0, self._publish_diagnostics, clock=steady)
+        if value["model_dir"]:
+            self._start_from_model_dir(value["model_dir"])
         self.get_logger().info(
             f"task {self.task.name}: {self.task.state_dim} states, {self.task.action_dim} actions, "
             f"mode {self.mode}, " + (f"planner {self.mpc_config.optimizer} (horizon {self.mpc_config.horizon}); "
@@ -225,6 +234,8 @@ class MpcController(Node):
                                     "disagreement": stats.disagreement, "model_version": self.model_version}
 
     def _after_plan(self, plan: Plan) -> None:
+        if not self.context.ok():
+            return  # shutting down (Ctrl-C) while the planner finished a plan: nothing to publish it on
         self._latencies.append(plan.plan_time)
         self._plans_at.append(time.monotonic())
         status = PlannerStatus(
@@ -282,9 +293,15 @@ class MpcController(Node):
             self._publish(self._explore())
             return
         plan = self._worker.latest_plan()
-        action = None if plan is None else plan.action_at(self._now(state[0]))
+        now = self._now(state[0])
+        action = None if plan is None else plan.action_at(now)
         if action is None:
             self.missed_deadlines += 1
+            if now - state[0] > CLOCK_MISMATCH:
+                self.get_logger().error(
+                    f"the newest state is stamped {now - state[0]:.1f} s behind this node's clock: every plan is "
+                    "out of date on arrival (a simulator's stamps need use_sim_time: true)",
+                    throttle_duration_sec=10 * LOG_THROTTLE)
             action = self._policy_action(state[1], fallback=True)
         self._publish(action)
 
@@ -344,6 +361,16 @@ class MpcController(Node):
                 self._worker.submit_state(*state)
         self.get_logger().info(f"planning with model version {version} ({model.kind})")
 
+    def _start_from_model_dir(self, path: str) -> None:
+        """Plans with the newest model in ``path`` from the start; raises ValueError for an unusable one."""
+        from mbrl_ros.offline import load_model_directory
+
+        model, version = load_model_directory(path)
+        if (model.state_dim, model.action_dim) != (self.task.state_dim, self.task.action_dim):
+            raise ValueError(f"the model in {path} maps (S={model.state_dim}, A={model.action_dim}); task "
+                             f"{self.task.name} has (S={self.task.state_dim}, A={self.task.action_dim})")
+        self._start_planning(model, version)
+
     def _swap(self, model: DynamicsModel, version: int) -> None:
         self._mpc.set_model(model)  # raises for an unfit model: the worker reports it and keeps the old one
         self.model_version = version
@@ -386,6 +413,25 @@ class MpcController(Node):
             return None if fallback else self._explore()
         self.policy_actions += 1
         return np.asarray(policy.act(state.tolist()), dtype=np.float64)
+
+    def _on_goal(self, msg: JointState) -> None:
+        if len(msg.name) != len(msg.position):
+            self._reject("goal", MessageError(f"{len(msg.name)} names but {len(msg.position)} positions"))
+            return
+        goal = dict(zip(msg.name, msg.position, strict=True))
+
+        def set_goal() -> None:
+            try:
+                self.task.set_goal(goal)
+            except ValueError as error:
+                self._reject("goal", error)
+            else:
+                self.get_logger().info(f"new goal posture for {sorted(goal)}")
+
+        if self._worker is None or self.mode == "lockstep":
+            set_goal()  # nothing plans concurrently: lockstep plans in this thread
+        else:
+            self._worker.between_plans(set_goal)  # a plan never sees half a goal
 
     # ------------------------------------------------------------------------------------------ services
     def _on_episode_end(self, msg: EpisodeSummary) -> None:

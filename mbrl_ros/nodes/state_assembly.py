@@ -50,13 +50,16 @@ class TopicStateAssembler:
         self._poses: dict[str, tuple[float, np.ndarray]] = {}
         self._twists: dict[str, tuple[float, np.ndarray]] = {}
         self._last_complete: float | None = None
+        # The layout's properties walk its fields: read them once, not per message.
+        self._joint_names = layout.joints
+        self._parts = ((self._poses, layout.pose_bodies), (self._twists, layout.twist_bodies))
 
     def add_joint_state(self, msg: JointState) -> None:
-        positions, velocities = joint_state_arrays(msg, self.layout.joints)
+        positions, velocities = joint_state_arrays(msg, self._joint_names)
         self._joints = (
             stamp_to_seconds(msg.header.stamp),
-            dict(zip(self.layout.joints, positions, strict=True)),
-            dict(zip(self.layout.joints, velocities, strict=True)),
+            dict(zip(self._joint_names, positions, strict=True)),
+            dict(zip(self._joint_names, velocities, strict=True)),
         )
 
     def add_pose(self, body: str, msg: PoseStamped) -> None:
@@ -82,7 +85,7 @@ class TopicStateAssembler:
         if self._joints is None:
             return None
         stamps = [self._joints[0]]
-        for parts, bodies in ((self._poses, self.layout.pose_bodies), (self._twists, self.layout.twist_bodies)):
+        for parts, bodies in self._parts:
             for body in bodies:
                 if body not in parts:
                     return None

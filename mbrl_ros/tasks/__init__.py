@@ -12,6 +12,7 @@ from mbrl_ros.tasks.base import CAMERA_NAME, CameraSpec, Task
 from mbrl_ros.tasks.cartpole import CartpoleSwingUp
 from mbrl_ros.tasks.half_cheetah import HalfCheetah
 from mbrl_ros.tasks.layout import BodyPose, BodyTwist, JointPositions, JointVelocities, StateLayout, StateSource
+from mbrl_ros.tasks.posture import JointPostureTask
 from mbrl_ros.tasks.pusher import Pusher
 from mbrl_ros.tasks.reacher import Reacher
 from mbrl_ros.tasks.shadow_hand_cube import ShadowHandCube
@@ -19,6 +20,8 @@ from mbrl_ros.tasks.shadow_hand_cube import ShadowHandCube
 TASKS: dict[str, type[Task]] = {
     task.name: task for task in (CartpoleSwingUp, HalfCheetah, Reacher, Pusher, ShadowHandCube)
 }
+# Tasks of real robots only (no simulation model), configured by their options.
+ROBOT_TASKS: dict[str, type[Task]] = {JointPostureTask.name: JointPostureTask}
 
 
 def task_class(reference: str) -> type[Task]:
@@ -28,9 +31,10 @@ def task_class(reference: str) -> type[Task]:
         ValueError: unknown name, a module or class that cannot be imported, or a class that is not a Task.
     """
     if ":" not in reference:
-        if reference not in TASKS:
-            raise ValueError(f"unknown task {reference!r}: use one of {sorted(TASKS)} or 'package.module:Class'")
-        return TASKS[reference]
+        known = {**TASKS, **ROBOT_TASKS}
+        if reference not in known:
+            raise ValueError(f"unknown task {reference!r}: use one of {sorted(known)} or 'package.module:Class'")
+        return known[reference]
     module_name, _, class_name = reference.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -59,9 +63,11 @@ __all__ = [
     "CameraSpec",
     "CartpoleSwingUp",
     "HalfCheetah",
+    "JointPostureTask",
     "JointPositions",
     "JointVelocities",
     "Pusher",
+    "ROBOT_TASKS",
     "Reacher",
     "ShadowHandCube",
     "StateLayout",

@@ -19,7 +19,7 @@ class CartpoleSwingUp(Task):
     """Swing the pole up from hanging and balance it above the centre of the rail.
 
     State (4): ``qpos`` = [cart position (m), pole angle (rad, 0 hanging, +-pi upright)],
-    ``qvel`` = their velocities. Action (1): force on the cart (N), in [-3, 3].
+    ``qvel`` = their velocities. Action (1): motor command in [-3, 3], 4 N on the cart per unit.
     Reward: ``exp(-|tip - tip_goal|^2 / l^2) - 0.01 a^2``, with ``tip_goal`` the pole tip when the cart is
     centred and the pole upright and ``l`` the pole length (0.6 m). Success: tip within 0.12 m of
     ``tip_goal`` for 10 consecutive steps (0.5 s). Never terminates; 200 steps of 0.05 s.

@@ -63,3 +63,17 @@ def test_the_plot_command_reports_a_directory_without_data(tmp_path):
     write_run(tmp_path)
     result = subprocess.run([str(mbrl_ros), "plot", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "learning_curve.png" in result.stdout
+
+
+def test_a_malformed_csv_is_reported_by_file_and_line_not_a_crash(tmp_path, capsys):
+    from mbrl_ros import cli
+
+    write_run(tmp_path)
+    with open(tmp_path / "plans.csv", "a") as file:
+        file.write("12.5,40\n")  # a row cut short, as by a crash mid-write
+    assert cli.main(["plot", str(tmp_path)]) == 1
+    assert f"{tmp_path / 'plans.csv'}, line 302: 4 value(s) missing" in capsys.readouterr().out
+    (tmp_path / "plans.csv").unlink()
+    (tmp_path / "episodes.csv").write_text("episode,success\n1,True\n")
+    assert cli.main(["plot", str(tmp_path)]) == 1
+    assert "no column(s) ['return']" in capsys.readouterr().out

@@ -199,8 +199,8 @@ def realtime_cartpole(ros_executor, start_bridge):
     driver = Driver(ros_executor, bridge.task)
     driver.start()
     driver.commands.publish(command_message(np.array([1.5])))
-    # The cart-pole's motor has gear 1: the slider's effort in /joint_states is the command in force.
-    assert wait_for(lambda: driver.joint_states and driver.joint_states[-1].effort[0] == 1.5, timeout=20)
+    # The cart-pole's motor has gear 4: the slider's effort in /joint_states is 4 N per unit of command.
+    assert wait_for(lambda: driver.joint_states and driver.joint_states[-1].effort[0] == 6.0, timeout=20)
     return bridge, driver
 
 
@@ -212,7 +212,7 @@ def test_bad_commands_are_rejected_and_the_last_valid_one_held_while_publishing_
     (driver.trajectories if isinstance(message, JointTrajectory) else driver.commands).publish(message)
     assert wait_for(lambda: sum(bridge.rejected_messages.values()) == rejected + 1, timeout=10)
     assert wait_for(lambda: len(driver.joint_states) > published + 1, timeout=10), "the bridge stopped publishing"
-    assert driver.joint_states[-1].effort[0] == 1.5
+    assert driver.joint_states[-1].effort[0] == 6.0
 
 
 def test_without_commands_the_robot_holds_position_and_runtime_parameters_are_checked(realtime_cartpole):

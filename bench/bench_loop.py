@@ -1,0 +1,162 @@
+"""Benchmarks of the learning loop through the ROS 2 graph (issue: the learning loop as ROS 2 nodes).
+
+P2 (``--part p2``): the Shadow hand at the PDDM cube config (MPPI, 1000 samples, horizon 7, a 3-member 2x250
+ensemble): the mujoco_bridge (realtime) and the mpc_controller (realtime, commands at 50 Hz) run as the
+installed executables, each in its own process; this process publishes one model and listens to the
+commands. Prints the replanning rate against its goal (10 Hz), the share of missed ticks against 1 %, and the
+p99 of the command period's deviation from 20 ms, measured on the subscriber side, against 2 ms.
+
+P3 (``--part p3``): cart-pole swing-up through the embedded graph in lockstep with the shipped config
+(``mbrl-ros up cartpole_swingup``), for each seed: the return of every episode; prints the mean over seeds
+per episode against the goals (>= 180 by episode 5, >= 195 by episode 10) and writes ``bench_loop_p3.png``.
+
+    .venv/bin/python bench/bench_loop.py --part p2 [--seconds 30]
+    .venv/bin/python bench/bench_loop.py --part p3 [--seeds 3] [--episodes 10]
+    .venv/bin/python bench/bench_loop.py --quick     # both, briefly
+Needs the environment of `make test` (DDS on loopback): run it through `make bench` or export the two variables.
+"""
+
+import argparse
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Float64MultiArray
+
+from mbrl_ros.models import ProbabilisticEnsemble, model_to_payload
+from mbrl_ros.msg import ModelUpdate
+from mbrl_ros.resources import config_path
+from mbrl_ros.tasks import make_task
+
+QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+EXECUTABLES = Path(sys.prefix) / "lib" / "mbrl_ros"
+COMMAND_RATE = 50.0  # Hz
+
+
+def p2(seconds: float) -> None:
+    task = make_task("shadow_hand_cube")
+    config = config_path("shadow_hand_cube")
+    controller = yaml.safe_load(config.read_text())["/**"]["ros__parameters"]["controller"]
+    # -p applies to /**, which the file's node sections would beat: mode lives under /** there.
+    common = ["--ros-args", "--params-file", str(config), "-p", "mode:=realtime"]
+    processes = [subprocess.Popen([str(EXECUTABLES / "mujoco_bridge"), *common]),
+                 subprocess.Popen([str(EXECUTABLES / "mpc_controller"), *common,
+                                   "-p", f"control_rate:={COMMAND_RATE}"])]
+    rclpy.init()
+    node = rclpy.create_node("bench_loop_p2")
+    arrivals: list[float] = []
+    diagnostics: list[dict[str, str]] = []
+    node.create_subscription(Float64MultiArray, f"/{controller}/commands",
+                             lambda _: arrivals.append(time.perf_counter()), QOS)
+    node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diagnostics.extend(
+        {v.key: v.value for v in s.values} for s in m.status if s.name.startswith("mpc_controller")), QOS)
+    models = node.create_publisher(ModelUpdate, "/model_update", LATCHED)
+    model = ProbabilisticEnsemble(task.state_dim, task.action_dim, ensemble_size=3, hidden_layers=2,
+                                  hidden_units=250, activation="relu")
+    payload = model_to_payload(model)
+    models.publish(ModelUpdate(version=1, kind=payload.kind, metadata_json=payload.metadata_json,
+                               weights=list(payload.weights), sha256=payload.sha256))
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not any(d.get("model_version") == "1" for d in diagnostics) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3.0)  # past the first plans' warm-up
+        start, ticks_before = len(arrivals), int(diagnostics[-1]["ticks"])
+        missed_before = int(diagnostics[-1]["missed_deadlines"])
+        time.sleep(seconds)
+        window = np.array(arrivals[start:])
+        last = diagnostics[-1]
+    finally:
+        executor.shutdown()
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+        for process in processes:
+            process.wait(timeout=30)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    periods = np.diff(window)
+    jitter = np.abs(periods - 1.0 / COMMAND_RATE) * 1e3
+    ticks = int(last["ticks"]) - ticks_before
+    missed = int(last["missed_deadlines"]) - missed_before
+    print(f"P2 Shadow hand, PDDM config (MPPI 1000 x horizon 7, ensemble 3 x 2x250), {seconds:.0f} s:")
+    print(f"  replanning rate {float(last['replan_rate_hz']):.1f} Hz (goal >= 10), plan latency p50 "
+          f"{float(last['plan_latency_p50_ms']):.0f} ms, p99 {float(last['plan_latency_p99_ms']):.0f} ms")
+    rate = len(window) / (window[-1] - window[0])
+    print(f"  commands received {len(window)} at {rate:.2f} Hz (timer {COMMAND_RATE:.0f} Hz); missed ticks "
+          f"{missed} of {ticks} = {100 * missed / max(ticks, 1):.2f} % (goal < 1 %)")
+    print(f"  period deviation from {1e3 / COMMAND_RATE:.0f} ms at the subscriber: p50 {np.percentile(jitter, 50):.2f}"
+          f" ms, p99 {np.percentile(jitter, 99):.2f} ms (goal < 2 ms), max {jitter.max():.2f} ms")
+
+
+def p3(seeds: int, episodes: int, quick: bool) -> None:
+    from mbrl_ros.runner import RunOptions, run
+
+    returns = np.full((seeds, episodes), np.nan)
+    base = yaml.safe_load(config_path("cartpole_swingup").read_text())
+    with tempfile.TemporaryDirectory() as scratch:
+        for seed in range(seeds):
+            config = yaml.safe_load(yaml.safe_dump(base))
+            for section in ("mujoco_bridge", "mpc_controller"):
+                config[section]["ros__parameters"]["seed"] = seed
+            config["dynamics_learner"]["ros__parameters"]["trainer"]["seed"] = seed
+            if quick:
+                config["mpc_controller"]["ros__parameters"]["mpc"]["optimizer_params"]["population"] = 50
+            path = Path(scratch) / f"cartpole_seed{seed}.yaml"
+            path.write_text(yaml.safe_dump(config))
+            records = []
+            run(RunOptions(path, episodes=episodes, mode="lockstep", run_dir=Path(scratch) / f"run{seed}"),
+                records.append)
+            returns[seed] = [r.episode_return for r in records]
+            print(f"  seed {seed}: " + " ".join(f"{r:.0f}" for r in returns[seed]), flush=True)
+    mean = returns.mean(axis=0)
+    print(f"P3 cart-pole swing-up, lockstep, {seeds} seed(s): mean return per episode "
+          + " ".join(f"{r:.0f}" for r in mean))
+    for episode, goal in ((5, 180.0), (10, 195.0)):
+        if episodes >= episode:
+            print(f"  episode {episode}: {mean[episode - 1]:.1f} (goal >= {goal:.0f}): "
+                  f"{'meets' if mean[episode - 1] >= goal else 'MISSES'}")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for seed in range(seeds):
+        axis.plot(range(1, episodes + 1), returns[seed], alpha=0.4)
+    axis.plot(range(1, episodes + 1), mean, "k-", linewidth=2, label="mean")
+    axis.set(xlabel="episode", ylabel="return", title="cart-pole swing-up through the graph (lockstep)")
+    axis.legend()
+    figure.savefig("bench_loop_p3.png", dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--part", choices=["p2", "p3"], help="one part only (default: both)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="P2 measuring window (s)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="a short smoke run of both parts")
+    args = parser.parse_args()
+    if args.part in (None, "p2"):
+        p2(5.0 if args.quick else args.seconds)
+    if args.part in (None, "p3"):
+        p3(1 if args.quick else args.seeds, 2 if args.quick else args.episodes, args.quick)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""The mpc_controller node over real DDS: bad states, a stale state, and invalid models never reach the robot."""
+
+import hashlib
+import io
+import math
+
+import numpy as np
+import pytest
+import rclpy
+import torch
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+from mbrl_ros.models import DeterministicMLP, model_to_payload
+from mbrl_ros.msg import ModelUpdate
+from mbrl_ros.nodes.conversions import seconds_to_stamp
+from mbrl_ros.nodes.mpc_controller import MpcController
+
+from support import wait_for
+
+QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+PERIOD = 0.05  # s, the cart-pole's control period
+SMALL_PLANNER = {"mpc.horizon": 5, "mpc.optimizer": "random_shooting", "mpc.optimizer_params.population": 50,
+                 "mpc.propagation": "deterministic"}
+
+
+class FakeRobot:
+    """The robot's side: publishes cart-pole joint states, keeps every command and model sent."""
+
+    def __init__(self, executor):
+        self.node = rclpy.create_node("fake_robot", context=executor.context)
+        self.commands: list[np.ndarray] = []
+        self.node.create_subscription(Float64MultiArray, "/robot_controller/commands",
+                                      lambda m: self.commands.append(np.array(m.data)), QOS)
+        self.states = self.node.create_publisher(JointState, "/joint_states", QOS)
+        self.models = self.node.create_publisher(ModelUpdate, "/model_update", LATCHED)
+        self.time = 0.0
+        executor.add_node(self.node)
+
+    def publish_state(self, position=(0.0, math.pi), velocity=(0.0, 0.0), names=("slider", "hinge")) -> None:
+        self.time += PERIOD
+        msg = JointState(name=list(names), position=list(position), velocity=list(velocity))
+        msg.header.stamp = seconds_to_stamp(self.time)
+        self.states.publish(msg)
+
+    def publish_model(self, payload, version: int) -> None:
+        self.models.publish(ModelUpdate(version=version, kind=payload.kind, metadata_json=payload.metadata_json,
+                                        weights=list(payload.weights), sha256=payload.sha256))
+
+
+@pytest.fixture
+def controller_and_robot(ros_executor):
+    overrides = {"task": "cartpole_swingup", "mode": "realtime", "controller": "robot_controller",
+                 "state_timeout": 0.3, "planner_threads": 1, **SMALL_PLANNER}
+    robot = FakeRobot(ros_executor)
+    controller = MpcController(context=ros_executor.context,
+                               parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+    ros_executor.add_node(controller)
+    yield controller, robot
+    ros_executor.remove_node(controller)
+    controller.destroy_node()  # joins the planner thread
+
+
+def stream_states(robot: FakeRobot, count: int, **state) -> None:
+    for _ in range(count):
+        robot.publish_state(**state)
+        wait_for(lambda: False, timeout=PERIOD)
+
+
+def test_nan_inf_and_wrong_length_states_never_give_a_nan_command(controller_and_robot):
+    controller, robot = controller_and_robot
+    stream_states(robot, 5)
+    assert wait_for(lambda: len(robot.commands) >= 3, timeout=10), "no commands from valid states"
+    for bad in [dict(position=(math.nan, 0.0)), dict(velocity=(math.inf, 0.0)), dict(position=(0.0,)),
+                dict(names=("slider",), position=(0.0,), velocity=(0.0,))]:
+        stream_states(robot, 3, **bad)
+        stream_states(robot, 1)
+    assert wait_for(lambda: sum(controller.rejected.values()) >= 4, timeout=10), controller.rejected
+    sent = len(robot.commands)
+    assert wait_for(lambda: len(robot.commands) > sent, timeout=5), "the controller stopped commanding"
+    commands = np.array(robot.commands)
+    assert commands.shape[1] == 1 and np.all(np.isfinite(commands)) and np.all(np.abs(commands) <= 3.0)
+
+
+def test_a_stale_state_makes_the_controller_hold_within_one_period(controller_and_robot):
+    controller, robot = controller_and_robot
+    stream_states(robot, 10)
+    assert wait_for(lambda: len(robot.commands) >= 5, timeout=10)
+    assert controller.stale_ticks == 0
+    # Exploration changes the command every tick while the state is fresh; once stale, every tick repeats the last.
+    assert wait_for(lambda: controller.stale_ticks >= 1, timeout=0.3 + 3 * PERIOD + 1.0)
+    held = len(robot.commands)
+    assert wait_for(lambda: len(robot.commands) >= held + 5, timeout=5), "a stale state must still be answered"
+    tail = np.array(robot.commands[held - 1:])
+    assert np.all(tail == tail[0]), "commands changed while the state was stale"
+    stream_states(robot, 10)
+    fresh = np.array(robot.commands[-5:])
+    assert len(np.unique(fresh)) > 1, "exploration did not resume with a fresh state"
+
+
+def test_invalid_model_updates_are_rejected_and_control_goes_on_with_the_old_model(controller_and_robot):
+    controller, robot = controller_and_robot
+    torch.manual_seed(0)
+    valid = model_to_payload(DeterministicMLP(4, 1, hidden_layers=1, hidden_units=16))
+    stream_states(robot, 3)
+    robot.publish_model(valid, version=1)
+    assert wait_for(lambda: controller.model_version == 1, timeout=10)
+
+    nan_model = DeterministicMLP(4, 1, hidden_layers=1, hidden_units=16)
+    with torch.no_grad():
+        next(nan_model.parameters()).fill_(math.nan)
+    buffer = io.BytesIO()
+    torch.save(nan_model.state_dict(), buffer)  # a pickle: must never be unpickled
+    pickled = buffer.getvalue()
+    invalid = [
+        model_to_payload(DeterministicMLP(5, 1, hidden_layers=1, hidden_units=16)),  # other dimensions
+        model_to_payload(nan_model),  # NaN weights
+        valid.__class__(valid.kind, valid.metadata_json, valid.weights, "0" * 64),  # wrong sha256
+        valid.__class__(valid.kind, valid.metadata_json, pickled, hashlib.sha256(pickled).hexdigest()),
+        valid.__class__(valid.kind, valid.metadata_json, valid.weights[:-8],
+                        hashlib.sha256(valid.weights[:-8]).hexdigest()),  # truncated
+    ]
+    for version, payload in enumerate(invalid, start=2):
+        robot.publish_model(payload, version=version)
+        assert wait_for(lambda v=version: controller.rejected.get("model_update", 0) == v - 1, timeout=10), version
+    assert controller.model_version == 1
+    sent = len(robot.commands)
+    stream_states(robot, 10)
+    assert wait_for(lambda: len(robot.commands) >= sent + 5, timeout=10), "control stopped after a bad model"
+    assert np.all(np.isfinite(np.array(robot.commands)))
