@@ -15,6 +15,11 @@ transitions, model and version, and publishes that model at once.
 
 Configuration sections: ``model`` (``kind`` and the architecture, e.g. ``ensemble_size``), ``trainer``
 (:class:`~mbrl_ros.models.TrainerConfig`), ``retrain`` (:class:`~mbrl_ros.learning.RetrainPolicy`).
+
+Policy export (``policy_export``, model-based -> model-free): after every new model it behaviour-clones the
+commands the robot received in the newest ``policy_window`` transitions (the controller's MPC actions) into a
+:class:`~mbrl_ros.policies.PolicyNetwork` (section ``policy_imitation``: :class:`~mbrl_ros.policies.ImitationConfig`)
+and publishes it as a ``policy`` ModelUpdate on ``policy_topic``, for a controller's ``planner: policy``.
 """
 
 import argparse
@@ -36,13 +41,14 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from mbrl_ros.learning import Learner, ModelRelease, RetrainPolicy, Transition
-from mbrl_ros.models import LearnedDynamicsModel, TrainerConfig, model_class
+from mbrl_ros.models import LearnedDynamicsModel, TrainerConfig, model_class, model_to_payload
 from mbrl_ros.msg import EpisodeSummary, ModelUpdate
 from mbrl_ros.msg import Transition as TransitionMessage
 from mbrl_ros.nodes.conversions import MessageError
 from mbrl_ros.nodes.parameters import declare_defaults, section
 from mbrl_ros.nodes.robot_streams import RobotStreams, RobotTopics, transition_batch
 from mbrl_ros.nodes.spinning import spin_until_shutdown
+from mbrl_ros.policies import ImitationConfig, clone_policy
 from mbrl_ros.tasks import Task, make_task
 
 STATE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
@@ -61,6 +67,9 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "transition_tolerance": (0.25, "allowed deviation of state spacing from the control period (fraction)"),
     "flush_interval": (1.0, "s between writes of new transitions to disk (the most a crash can lose)"),
     "training_threads": (1, "torch threads for training"),
+    "policy_export": (False, "after every model, clone the received commands into a policy and publish it"),
+    "policy_topic": ("/policy_update", "topic the exported policies are published on"),
+    "policy_window": (5000, "newest transitions the exported policy imitates"),
 }
 
 
@@ -99,6 +108,7 @@ class DynamicsLearner(Node):
         trainer = dataclass_from_dict(TrainerConfig, {"progress": False, **section(self, "trainer")}, "trainer")
         policy = dataclass_from_dict(RetrainPolicy, section(self, "retrain"), "retrain")
         self._publisher = self.create_publisher(ModelUpdate, value["model_topic"], LATCHED_QOS)
+        self._init_policy_export(value)
         self.learner = Learner(Path(value["data_dir"]), factory, trainer, policy, self._publish_release,
                                float(value["flush_interval"]))
         self.rejected: dict[str, int] = {}
@@ -197,6 +207,31 @@ class DynamicsLearner(Node):
         nll = "resumed" if release.validation_nll is None else f"validation NLL {release.validation_nll:.4g}"
         self.get_logger().info(f"published model version {release.version} ({release.transitions} transitions, "
                                f"{nll})")
+        if self._policy_publisher is not None and len(self.learner.buffer) > 0:
+            self._export_policy(release.version)
+
+    # ------------------------------------------------------------------------------------------ policy export
+    def _init_policy_export(self, value: dict[str, Any]) -> None:
+        self._policy_publisher = None
+        if not value["policy_export"]:
+            return
+        if int(value["policy_window"]) < 1:
+            raise ValueError(f"parameter policy_window must be >= 1, got {value['policy_window']}")
+        self._policy_window = int(value["policy_window"])
+        self._imitation = dataclass_from_dict(ImitationConfig, section(self, "policy_imitation"), "policy_imitation")
+        self._policy_publisher = self.create_publisher(ModelUpdate, value["policy_topic"], LATCHED_QOS)
+
+    def _export_policy(self, version: int) -> None:
+        """Clones the newest commands into a policy and publishes it (in the training thread)."""
+        batch = self.learner.buffer.all()
+        states, actions = batch.states[-self._policy_window:], batch.actions[-self._policy_window:]
+        low, high = (list(map(float, bound)) for bound in self.task.action_bounds)
+        payload = model_to_payload(clone_policy(states, actions, low, high, self._imitation), {"version": version})
+        msg = ModelUpdate(version=version, kind=payload.kind, metadata_json=payload.metadata_json,
+                          weights=payload.weights, sha256=payload.sha256)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._policy_publisher.publish(msg)
+        self.get_logger().info(f"published policy version {version} (imitating {len(states)} commands)")
 
     def _on_train(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         count, minimum = len(self.learner.buffer), self.learner.policy.min_transitions

@@ -18,6 +18,12 @@ the newest one); each is validated (SHA-256, architecture, shapes, finiteness) a
 plans, an invalid one is rejected and the old one kept. Until the first model it explores: random actions
 within the bounds, smoothed by ``exploration_beta``.
 
+Policies (POPLIN, model-based -> model-free): a ``policy`` model (:class:`~mbrl_ros.policies.PolicyNetwork`)
+arrives as ``ModelUpdate`` on ``policy_topic`` (e.g. exported by the learner), validated like the models. With
+``planner: policy`` the controller runs it directly instead of planning; with ``planner: mpc`` it is the
+fallback (``policy_fallback``) for a tick without a usable plan or a failed plan, and a POPLIN optimizer plans
+with it (and distils into it at episode ends).
+
 Safety: every command passes :class:`~mbrl_ros.control.SafetyFilter` (finite, within the actuator limits,
 at most ``max_command_step`` from the previous one); a state older than ``state_timeout`` (wall clock) makes
 it hold the last command and report; ``~/enable`` (std_srvs/SetBool) stops and resumes commanding.
@@ -56,10 +62,12 @@ from mbrl_ros.nodes.conversions import MessageError, command_message, seconds_to
 from mbrl_ros.nodes.parameters import declare_defaults, section
 from mbrl_ros.nodes.spinning import spin_until_shutdown
 from mbrl_ros.nodes.state_assembly import JOINT_STATES_TOPIC, TopicStateAssembler, pose_topic, twist_topic
-from mbrl_ros.planning import MPC, MPCConfig
+from mbrl_ros.planning import MPC, MPCConfig, PolicyGuidedCEM
+from mbrl_ros.policies import PolicyNetwork
 from mbrl_ros.tasks import JointPostureTask, make_task
 
 MODES = ("realtime", "lockstep")
+PLANNERS = ("mpc", "policy")
 COMMAND_INTERFACES = ("commands", "joint_trajectory")
 STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -83,6 +91,9 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "model_dir": ("", "plan from the start with the newest model there (mbrl-ros train output, a learner data_dir "
                       "or a model directory); '' explores until the learner publishes one"),
     "goal_topic": ("~/goal", "sensor_msgs/JointState goal posture, by joint name (joint_posture task)"),
+    "planner": ("mpc", "mpc (plan through the model) or policy (run the policy from policy_topic directly)"),
+    "policy_topic": ("/policy_update", "ModelUpdate topic of the policy (kind 'policy'); '' for none"),
+    "policy_fallback": (True, "act with the policy when a tick has no usable plan or a plan fails"),
 }
 
 
@@ -98,6 +109,7 @@ class MpcController(Node):
             raise ValueError(f"parameter command_interface must be one of {COMMAND_INTERFACES}")
         self.task = make_task(value["task"], **section(self, "task_options"))
         self.mode = value["mode"]
+        self._init_policy(value)
         self.mpc_config = MPCConfig.from_dict({"seed": value["seed"], **section(self, "mpc")})
         torch.set_num_threads(int(value["planner_threads"]))
         self._dt = self.task.dt
@@ -144,7 +156,10 @@ class MpcController(Node):
             self.create_subscription(TwistStamped, twist_topic(body, bridge), self._state_part(body, "twist"),
                                      STATE_QOS, callback_group=state_group)
         self.create_subscription(EpisodeSummary, f"/{bridge.strip('/')}/episode", self._on_episode_end, STATE_QOS)
-        self.create_subscription(ModelUpdate, value["model_topic"], self._on_model_update, LATCHED_QOS)
+        if self.planner == "mpc":
+            self.create_subscription(ModelUpdate, value["model_topic"], self._on_model_update, LATCHED_QOS)
+        if value["policy_topic"]:
+            self.create_subscription(ModelUpdate, value["policy_topic"], self._on_policy_update, LATCHED_QOS)
         if isinstance(self.task, JointPostureTask):
             self.create_subscription(JointState, value["goal_topic"], self._on_goal, STATE_QOS)
         self.create_service(SetBool, "~/enable", self._on_enable)
@@ -158,8 +173,10 @@ class MpcController(Node):
             self._start_from_model_dir(value["model_dir"])
         self.get_logger().info(
             f"task {self.task.name}: {self.task.state_dim} states, {self.task.action_dim} actions, "
-            f"mode {self.mode}, planner {self.mpc_config.optimizer} (horizon {self.mpc_config.horizon}); "
-            f"exploring until a model arrives on {value['model_topic']}"
+            f"mode {self.mode}, " + (f"planner {self.mpc_config.optimizer} (horizon {self.mpc_config.horizon}); "
+                                     f"exploring until a model arrives on {value['model_topic']}"
+                                     if self.planner == "mpc" else
+                                     f"planner policy; exploring until one arrives on {value['policy_topic']}")
         )
 
     # ------------------------------------------------------------------------------------------ state in
@@ -241,6 +258,9 @@ class MpcController(Node):
     def _act_lockstep(self, stamp: float, state: np.ndarray) -> None:
         if not self.enabled:
             return
+        if self.planner == "policy":
+            self._publish(self._policy_action(state, fallback=False))
+            return
         if self._worker is None:
             self._publish(self._explore())
             return
@@ -248,7 +268,7 @@ class MpcController(Node):
             plan = self._worker.plan_now(stamp, state)
         except Exception as error:  # keep the robot safe and the node alive whatever the planner does
             self._on_planner_error(error)
-            self._publish(None)
+            self._publish(self._policy_action(state, fallback=True))
             return
         self._publish(plan.actions[0])
 
@@ -266,6 +286,9 @@ class MpcController(Node):
                                       throttle_duration_sec=LOG_THROTTLE)
             self._publish(None)
             return
+        if self.planner == "policy":
+            self._publish(self._policy_action(state[1], fallback=False))
+            return
         if self._worker is None:
             self._publish(self._explore())
             return
@@ -279,6 +302,7 @@ class MpcController(Node):
                     f"the newest state is stamped {now - state[0]:.1f} s behind this node's clock: every plan is "
                     "out of date on arrival (a simulator's stamps need use_sim_time: true)",
                     throttle_duration_sec=10 * LOG_THROTTLE)
+            action = self._policy_action(state[1], fallback=True)
         self._publish(action)
 
     def _now(self, newest_stamp: float) -> float:
@@ -323,7 +347,10 @@ class MpcController(Node):
 
     def _start_planning(self, model: DynamicsModel, version: int) -> None:
         low, high = self.task.action_bounds
-        self._mpc = MPC(model, self.task.reward, low, high, self.mpc_config, termination_fn=self.task.terminated)
+        with self._lock:
+            policy = self._policy if self.mpc_config.optimizer.startswith("poplin") else None
+        self._mpc = MPC(model, self.task.reward, low, high, self.mpc_config, termination_fn=self.task.terminated,
+                        policy=policy)
         self.model_version = version
         self._worker = PlannerWorker(self._plan, self._dt, on_plan=self._after_plan, on_error=self._on_planner_error)
         if self.mode == "realtime":
@@ -349,6 +376,44 @@ class MpcController(Node):
         self.model_version = version
         self.get_logger().info(f"swapped in model version {version}")
 
+    # ------------------------------------------------------------------------------------------ policies
+    def _init_policy(self, value: dict[str, Any]) -> None:
+        if value["planner"] not in PLANNERS:
+            raise ValueError(f"parameter planner must be one of {PLANNERS}, got {value['planner']!r}")
+        self.planner, self._policy_fallback = value["planner"], bool(value["policy_fallback"])
+        self._policy: PolicyNetwork | None = None
+        self.policy_version, self.policy_actions = 0, 0  # policy_actions: commands the policy gave
+
+    def _on_policy_update(self, msg: ModelUpdate) -> None:
+        try:
+            policy = model_from_payload(ModelPayload(msg.kind, msg.metadata_json, bytes(msg.weights), msg.sha256),
+                                        expected_kind="policy")
+            low, high = (torch.as_tensor(b, dtype=torch.float32) for b in self.task.action_bounds)
+            if (policy.state_dim, policy.action_dim) != (self.task.state_dim, self.task.action_dim):
+                raise ValueError(f"the policy maps {policy.state_dim} states to {policy.action_dim} actions; task "
+                                 f"{self.task.name} has {self.task.state_dim} and {self.task.action_dim}")
+            if not (torch.allclose(policy.action_low, low) and torch.allclose(policy.action_high, high)):
+                raise ValueError(f"the policy's action bounds differ from the task's {low.tolist()}, {high.tolist()}")
+            if not all(torch.isfinite(t).all() for t in (*policy.parameters(), *policy.buffers())):
+                raise ValueError("the policy has non-finite parameters")
+        except ValueError as error:  # ModelFormatError included
+            self._reject("policy_update", error)
+            return
+        with self._lock:
+            self._policy, self.policy_version = policy, int(msg.version)
+        if self._worker is not None and isinstance(self._mpc.optimizer, PolicyGuidedCEM):
+            self._worker.between_plans(lambda: self._mpc.optimizer.set_policy(policy))
+        self.get_logger().info(f"policy version {msg.version} received")
+
+    def _policy_action(self, state: np.ndarray, fallback: bool) -> np.ndarray | None:
+        """The policy's action at ``state``; without a policy: exploration, or None (hold) for a fallback."""
+        with self._lock:
+            policy = self._policy
+        if policy is None or (fallback and not self._policy_fallback):
+            return None if fallback else self._explore()
+        self.policy_actions += 1
+        return np.asarray(policy.act(state.tolist()), dtype=np.float64)
+
     def _on_goal(self, msg: JointState) -> None:
         if len(msg.name) != len(msg.position):
             self._reject("goal", MessageError(f"{len(msg.name)} names but {len(msg.position)} positions"))
@@ -372,6 +437,8 @@ class MpcController(Node):
     def _on_episode_end(self, msg: EpisodeSummary) -> None:
         if self._mpc is not None and self._worker is not None:
             self._worker.between_plans(self._mpc.reset)
+            if isinstance(self._mpc.optimizer, PolicyGuidedCEM):
+                self._worker.between_plans(self._mpc.optimizer.distill)
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         with self._lock:
@@ -398,6 +465,7 @@ class MpcController(Node):
             "plan_latency_p99_ms": np.percentile(latencies, 99) if len(latencies) else float("nan"),
             "missed_deadlines": self.missed_deadlines, "ticks": self.ticks, "stale_ticks": self.stale_ticks,
             "state_age_s": state_age, "rejected_messages": sum(self.rejected.values()),
+            "policy_version": self.policy_version, "policy_actions": self.policy_actions,
         }
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: planner", message=message,
                                   hardware_id=self.task.name,

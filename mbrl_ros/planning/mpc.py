@@ -15,9 +15,11 @@ from torch import Tensor
 
 from mbrl_ros.models.base import DynamicsModel
 from mbrl_ros.planning.optimizer import check_positive_int
+from mbrl_ros.planning.poplin import PolicyGuidedCEM
 from mbrl_ros.planning.propagation import PROPAGATION_MODES, RewardFn, TerminationFn, TrajectoryEvaluator
-from mbrl_ros.planning.registry import OPTIMIZERS, make_optimizer
+from mbrl_ros.planning.registry import PLANNERS, make_optimizer
 from mbrl_ros.planning.sampling import make_generators
+from mbrl_ros.policies.network import PolicyNetwork
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class MPCConfig:
 
     Attributes:
         horizon: H, steps per planned action sequence.
-        optimizer: a name in :data:`mbrl_ros.planning.registry.OPTIMIZERS`.
+        optimizer: a name in :data:`mbrl_ros.planning.registry.PLANNERS` (POPLIN's included).
         optimizer_params: keyword parameters of that optimizer (population, iterations, ...).
         propagation: a mode in :data:`mbrl_ros.planning.propagation.PROPAGATION_MODES`.
         particles: particles per candidate for the ts modes (default 20); None for the other modes.
@@ -59,8 +61,8 @@ class MPCConfig:
         check_positive_int("replan_every", self.replan_every)
         if self.replan_every > self.horizon:
             raise ValueError(f"replan_every ({self.replan_every}) cannot exceed the horizon ({self.horizon})")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from {sorted(OPTIMIZERS)}")
+        if self.optimizer not in PLANNERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from {sorted(PLANNERS)}")
         if not isinstance(self.optimizer_params, Mapping):
             raise ValueError(f"optimizer_params must be a mapping, got {type(self.optimizer_params).__name__}")
         if self.propagation not in PROPAGATION_MODES:
@@ -149,6 +151,7 @@ class MPC:
         action_high: (A,) highest action.
         config: an :class:`MPCConfig` or a mapping of its fields; None: defaults.
         termination_fn: batched ``terminated(next_state) -> (R,)`` bool, or None.
+        policy: the policy of a POPLIN optimizer (a fresh one of the optimizer's size when None).
         **overrides: fields of :class:`MPCConfig` replacing those of ``config``.
     """
 
@@ -161,6 +164,7 @@ class MPC:
         config: MPCConfig | Mapping[str, Any] | None = None,
         *,
         termination_fn: TerminationFn | None = None,
+        policy: PolicyNetwork | None = None,
         **overrides: Any,
     ):
         if isinstance(config, MPCConfig):
@@ -174,6 +178,12 @@ class MPC:
             self.config.sample_aleatoric, self.config.disagreement_penalty, self.config.discount,
         )
         self.last_stats: PlanStats | None = None
+        if isinstance(self.optimizer, PolicyGuidedCEM):
+            if policy is not None:
+                self.optimizer.set_policy(policy)
+            self.optimizer.ensure_policy(model.state_dim)
+        elif policy is not None:
+            raise ValueError(f"optimizer {self.config.optimizer!r} takes no policy; the POPLIN ones do")
         self.reset(self.config.seed)
 
     @classmethod
@@ -205,6 +215,11 @@ class MPC:
     @property
     def model(self) -> DynamicsModel:
         return self.evaluator.model
+
+    @property
+    def policy(self) -> PolicyNetwork | None:
+        """The policy of a POPLIN optimizer (distilled in place by ``optimizer.distill()``), else None."""
+        return self.optimizer.policy if isinstance(self.optimizer, PolicyGuidedCEM) else None
 
     def reset(self, seed: int | Sequence[int] | None = None) -> None:
         """Starts a new episode: forgets the last plan and warm start, and reseeds.
@@ -271,10 +286,13 @@ class MPC:
         elif self._plan is not None and steps > 0:
             self.optimizer.shift(steps)
         with torch.no_grad():
-            plan = self.optimizer.optimize(
-                lambda sequences: self.evaluator.returns(states, sequences, generators),
-                initial_mean, generators, deadline,
-            )
+            if isinstance(self.optimizer, PolicyGuidedCEM):
+                plan = self.optimizer.plan(self.evaluator, states, initial_mean, generators, deadline)
+            else:
+                plan = self.optimizer.optimize(
+                    lambda sequences: self.evaluator.returns(states, sequences, generators),
+                    initial_mean, generators, deadline,
+                )
             lower, upper = self.optimizer.bounds(plan)
             plan = torch.maximum(torch.minimum(plan, upper), lower)
             rollout = self.evaluator.rollout(states, plan[:, None], generators)

@@ -35,6 +35,7 @@ from mbrl_ros.planning.sampling import Generators
 PROPAGATION_MODES = ("ts_inf", "ts1", "expectation", "members", "deterministic")
 RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 TerminationFn = Callable[[Tensor], Tensor]
+FeedbackFn = Callable[[int, Tensor], Tensor]
 
 
 @dataclass
@@ -135,6 +136,20 @@ class TrajectoryEvaluator:
         """Predicted returns (B, N) of ``action_sequences`` (B, N, H, A) from ``states`` (B, S)."""
         return self._run(states, action_sequences, generators, record=False)[0]
 
+    def closed_loop_returns(self, states: Tensor, count: int, horizon: int, feedback: FeedbackFn,
+                            generators: Generators) -> Tensor:
+        """Predicted returns (B, N) of N feedback controllers per start state ``states`` (B, S).
+
+        Args:
+            states: (B, S) start states.
+            count: N, candidates per start state.
+            horizon: H, steps.
+            feedback: ``feedback(t, x)`` maps step t and the predicted states x (B, N, P, S) of every particle
+                to their actions (B, N, P, A) (POPLIN's policy-guided candidates).
+            generators: one per start state.
+        """
+        return self._run(states, (count, horizon, feedback), generators, record=False)[0]
+
     def rollout(self, states: Tensor, action_sequences: Tensor, generators: Generators) -> Rollout:
         """Like :meth:`returns`, keeping every particle's trajectory and the disagreement at every step.
 
@@ -144,10 +159,18 @@ class TrajectoryEvaluator:
         return self._run(states, action_sequences, generators, record=True)[1]
 
     @torch.no_grad()
-    def _run(self, states: Tensor, action_sequences: Tensor, generators: Generators,
+    def _run(self, states: Tensor, action_sequences: Tensor | tuple[int, int, FeedbackFn], generators: Generators,
              record: bool) -> tuple[Tensor, Rollout | None]:
-        """Propagates all rows; returns the (B, N) returns and, with ``record``, the whole rollout."""
-        batch, count, horizon, _ = self._check_inputs(states, action_sequences)
+        """Propagates all rows; returns the (B, N) returns and, with ``record``, the whole rollout.
+
+        ``action_sequences`` is (B, N, H, A), or (N, H, feedback) for actions chosen from predicted states.
+        """
+        feedback = None
+        if isinstance(action_sequences, tuple):
+            count, horizon, feedback = action_sequences
+            batch = self._check_inputs(states, states.new_empty(states.shape[0], count, horizon, self.action_dim))[0]
+        else:
+            batch, count, horizon, _ = self._check_inputs(states, action_sequences)
         particles, size = self.particles, self.state_dim
         rows = batch * count * particles
         generators = sampling.as_generators(generators, batch)
@@ -161,7 +184,10 @@ class TrajectoryEvaluator:
         for t in range(horizon):
             if self.propagation == "ts1" and t > 0:
                 assignment = self._assign(generators, batch, count * particles, x.device)
-            action = action_sequences[:, :, t, None, :].expand(-1, -1, particles, -1).reshape(rows, -1)
+            if feedback is None:
+                action = action_sequences[:, :, t, None, :].expand(-1, -1, particles, -1).reshape(rows, -1)
+            else:
+                action = feedback(t, x.view(batch, count, particles, size)).reshape(rows, -1)
             next_x, members, disagreement = self._step(x, action, assignment, generators, batch,
                                                        need_disagreement, first=t == 0)
             reward = self.reward_fn(x, action, next_x)

@@ -68,6 +68,19 @@ def fit_policy(policy: PolicyNetwork, states: np.ndarray, actions: np.ndarray,
     return losses
 
 
+def clone_policy(states: np.ndarray, actions: np.ndarray, action_low: list[float], action_high: list[float],
+                 config: ImitationConfig | None = None, hidden_layers: int = 2,
+                 hidden_units: int = 64) -> PolicyNetwork:
+    """A fresh policy behaviour-cloned from (state, action) pairs: states (N, S), actions (N, A) in the bounds.
+
+    What a learner exports from the commands a controller sent (Nagabandi et al. 2017: 64 x 64 units).
+    """
+    torch.manual_seed((config or ImitationConfig()).seed)
+    policy = PolicyNetwork(states.shape[1], actions.shape[1], action_low, action_high, hidden_layers, hidden_units)
+    fit_policy(policy, states, np.clip(actions, action_low, action_high), config)
+    return policy
+
+
 @dataclass
 class DaggerDataset:
     """The aggregated (state, expert action) pairs."""
