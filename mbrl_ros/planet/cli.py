@@ -4,6 +4,8 @@ import argparse
 import json
 from pathlib import Path
 
+PIXEL_CARTPOLE = "mbrl_ros.planet.tasks:CartpoleSwingUpPixels"  # as in mbrl_ros.planet.tasks (imports mujoco)
+
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -14,9 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "(one row per episode), OUTPUT/curve.png, OUTPUT/frames.png (decoded vs real frames), "
                     "OUTPUT/config.json and the model in OUTPUT/model (safetensors + JSON, kind rssm).")
     parser.add_argument("output", type=Path, help="run directory (created; must not hold a run already)")
-    parser.add_argument("--task", default="cartpole_swingup", help="task name or package.module:Class")
+    parser.add_argument("--task", default=PIXEL_CARTPOLE, help="task name or package.module:Class")
     parser.add_argument("--paper", action="store_true",
                         help="the paper's model, batch and planner sizes (for a GPU; CPU-sized otherwise)")
+    parser.add_argument("--episode-length", type=int, help="control periods per episode (default: the task's)")
     parser.add_argument("--episodes", type=int, help="episodes collected with the planner after the seed episodes")
     parser.add_argument("--seed-episodes", type=int, help="episodes of random actions first")
     parser.add_argument("--action-repeat", type=int, help="control periods each action is held for")
@@ -40,9 +43,9 @@ def config_from_args(args: argparse.Namespace):
 
     from mbrl_ros.planet.training import PlanetConfig
 
-    options = {name: getattr(args, name) for name in ("episodes", "seed_episodes", "action_repeat", "train_steps",
-                                                      "batch_size", "chunk_length")
-               if getattr(args, name) is not None}
+    names = ("episode_length", "episodes", "seed_episodes", "action_repeat", "train_steps", "batch_size",
+             "chunk_length")
+    options = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     config = (PlanetConfig.paper if args.paper else PlanetConfig)(task=args.task, seed=args.seed, **options)
     planner = {name: getattr(args, name) for name in ("candidates", "iterations", "top", "horizon")
                if getattr(args, name) is not None}

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from mbrl_ros.models.latent import IMAGE_SIZE, LatentDynamicsModel, LatentState, preprocess_images
 from mbrl_ros.planet.planner import LatentPlanner, LatentPlannerConfig, PlanetAgent, scale_actions
+from mbrl_ros.planet.tasks import PIXEL_CARTPOLE
 from mbrl_ros.sim.episode import TaskSimulation
 
 CURVE_COLUMNS = ("episode", "env_steps", "return", "policy", "image_loss", "reward_loss", "kl", "train_time_s",
@@ -33,7 +34,7 @@ class PixelEnv:
         task_options: passed to the task (e.g. ``episode_length`` in control periods).
     """
 
-    def __init__(self, task: str = "cartpole_swingup", action_repeat: int = 2, seed: int = 0, **task_options: Any):
+    def __init__(self, task: str = PIXEL_CARTPOLE, action_repeat: int = 2, seed: int = 0, **task_options: Any):
         if action_repeat < 1:
             raise ValueError(f"action_repeat must be a positive integer, got {action_repeat}")
         self.simulation = TaskSimulation(task, seed=seed, **task_options)
@@ -148,7 +149,9 @@ class PlanetConfig:
     """Everything a PlaNet run needs (defaults: a CPU-sized run; :meth:`paper` gives the paper's sizes).
 
     Attributes:
-        task: task name; cartpole swing-up is PlaNet's benchmark task.
+        task: task name or ``package.module:Class``; cart-pole swing-up with a closer camera by default
+            (:class:`~mbrl_ros.planet.tasks.CartpoleSwingUpPixels`, PlaNet's benchmark task).
+        episode_length: control periods per episode (None: the task's, 200 for cartpole swing-up).
         action_repeat: control periods per action (cartpole here: 0.05 s periods, so 2 holds an action
             0.1 s, near the paper's 8 x 0.01 s).
         episodes: episodes collected with the planner after the seed episodes.
@@ -162,7 +165,8 @@ class PlanetConfig:
         seed: seeds torch, the chunk sampler and the episodes.
     """
 
-    task: str = "cartpole_swingup"
+    task: str = PIXEL_CARTPOLE
+    episode_length: int | None = None
     action_repeat: int = 2
     episodes: int = 20
     seed_episodes: int = 5
@@ -205,7 +209,8 @@ class PlanetTrainer:
         self.config, self.device = config, torch.device(device)
         torch.manual_seed(config.seed)
         self._own_env = env is None
-        self.env = env if env is not None else PixelEnv(config.task, config.action_repeat, seed=config.seed)
+        self.env = env if env is not None else PixelEnv(config.task, config.action_repeat, seed=config.seed,
+                                                               episode_length=config.episode_length)
         self.model = LatentDynamicsModel(self.env.action_dim, **config.model).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=config.adam_epsilon)
         self.buffer = EpisodeBuffer()
