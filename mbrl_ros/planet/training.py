@@ -211,6 +211,10 @@ class PlanetTrainer:
         self._own_env = env is None
         self.env = env if env is not None else PixelEnv(config.task, config.action_repeat, seed=config.seed,
                                                                episode_length=config.episode_length)
+        frames = self.env.decisions_per_episode + 1
+        if not 2 <= config.chunk_length <= frames:
+            self.close()
+            raise ValueError(f"chunk_length must be in [2, {frames}] (frames per episode), got {config.chunk_length}")
         self.model = LatentDynamicsModel(self.env.action_dim, **config.model).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=config.adam_epsilon)
         self.buffer = EpisodeBuffer()

@@ -106,3 +106,6 @@ def test_the_command_rejects_bad_settings_with_a_message(tmp_path, capsys):
     assert "action_repeat must be a positive integer" in capsys.readouterr().out
     assert main(["planet", str(tmp_path / "bad"), "--task", "no_such_task"]) == 2
     assert "unknown task" in capsys.readouterr().out
+    assert main(["planet", str(tmp_path / "bad"), "--episode-length", "20", "--chunk-length", "30"]) == 2
+    assert "chunk_length must be in [2, 11]" in capsys.readouterr().out
+    assert not (tmp_path / "bad").exists()
