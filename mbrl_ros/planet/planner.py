@@ -36,6 +36,9 @@ class LatentPlannerConfig:
     initial_std: float = 0.5
 
 
+PAPER_PLANNER = LatentPlannerConfig()  # horizon 12, 1000 candidates, 10 iterations, top 100
+
+
 def scale_actions(normalised: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """Maps actions (..., A) from [-1, 1] to [lower, upper] (the task's units), clipping outside values."""
     return lower + (np.clip(normalised, -1.0, 1.0) + 1.0) / 2.0 * (upper - lower)
@@ -51,7 +54,7 @@ class LatentPlanner:
             samples use torch's global generator.
     """
 
-    def __init__(self, model: LatentDynamicsModel, config: LatentPlannerConfig = LatentPlannerConfig(),
+    def __init__(self, model: LatentDynamicsModel, config: LatentPlannerConfig = PAPER_PLANNER,
                  generator: torch.Generator | None = None):
         self.model, self.config, self.generator = model, config, generator
         ones = torch.ones(model.action_dim)
