@@ -1,5 +1,5 @@
 """planet_controller over real DDS: a command per camera frame, the action repeat held, bad frames and models
-rejected while the node keeps running, models swapped in from the model topic."""
+rejected while the node keeps running, models swapped in from the model topic, the bridge driven from its camera."""
 
 import time
 
@@ -14,9 +14,11 @@ from std_msgs.msg import Float64MultiArray
 
 from mbrl_ros.models import model_to_payload, save_model
 from mbrl_ros.models.latent import LatentDynamicsModel
-from mbrl_ros.msg import ModelUpdate
+from mbrl_ros.msg import EpisodeSummary, ModelUpdate
 from mbrl_ros.nodes.conversions import image_message
+from mbrl_ros.nodes.mujoco_bridge import EPISODE_QOS, MujocoBridge
 from mbrl_ros.planet.node import PlanetController
+from mbrl_ros.planet.tasks import PIXEL_CARTPOLE
 
 from support import wait_for
 
@@ -114,3 +116,28 @@ def test_models_from_the_topic_are_checked_and_swapped_in(controller):
     time.sleep(0.1)
     camera.send(camera.frame(frames(1, seed=2)[0]))
     assert len(camera.commands) == 1
+
+
+def test_the_controller_drives_the_lockstep_bridge_from_its_camera(ros_executor, tmp_path):
+    save_model(tiny_model(), tmp_path / "model")
+    bridge = MujocoBridge(context=ros_executor.context, parameter_overrides=[
+        Parameter("task", value=PIXEL_CARTPOLE), Parameter("mode", value="lockstep"),
+        Parameter("episode_length", value=12), Parameter("camera_enabled", value=True),
+        Parameter("lockstep_timeout", value=0.0)])
+    controller = PlanetController(context=ros_executor.context, parameter_overrides=[
+        Parameter(name, value=value) for name, value in {
+            "model_path": str(tmp_path / "model"), "model_topic": "/test_model", "action_repeat": 3, "horizon": 4,
+            "candidates": 40, "iterations": 2, "top": 4}.items()])
+    episodes: list[EpisodeSummary] = []
+    listener = rclpy.create_node("episode_listener", context=ros_executor.context)
+    listener.create_subscription(EpisodeSummary, "/mujoco_bridge/episode", episodes.append, EPISODE_QOS)
+    try:
+        for node in (listener, controller, bridge):
+            ros_executor.add_node(node)
+        assert wait_for(lambda: len(episodes) >= 2, timeout=60), (controller.commands_sent, controller.rejected)
+        assert [episode.length for episode in episodes[:2]] == [12, 12]
+        assert controller.commands_sent >= 24 and not controller.rejected
+    finally:
+        ros_executor.remove_node(bridge)
+        time.sleep(0.2)
+        bridge.destroy_node()
