@@ -90,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
                 progress.update()
         save_model(trainer.model, args.output / "model",
                    extra={"task": config.task, "action_repeat": config.action_repeat})
-        real, decoded = trainer.predict_frames(trainer.buffer.episodes[-1])
-        plot_frames(real, decoded, 5, args.output / "frames.png")
+        real, decoded, context = trainer.predict_frames(trainer.buffer.episodes[-1])
+        plot_frames(real, decoded, context, args.output / "frames.png")
         plot_curve(args.output / "curve.csv", args.output / "curve.png")
     finally:
         curve.close()

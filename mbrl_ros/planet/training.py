@@ -280,13 +280,15 @@ class PlanetTrainer:
                 "plan_time_ms": 1e3 * float(np.mean(self.plan_times))}
 
     @torch.no_grad()
-    def predict_frames(self, episode: Episode, context: int = 5, length: int = 15) -> tuple[np.ndarray, np.ndarray]:
-        """Real and decoded frames of ``episode``: each (length, 64, 64, 3) uint8.
+    def predict_frames(self, episode: Episode, context: int = 5,
+                       length: int = 15) -> tuple[np.ndarray, np.ndarray, int]:
+        """Real and decoded frames of ``episode`` (each (L, 64, 64, 3) uint8) and the context actually used.
 
         The model filters the first ``context`` frames (reconstructions), then imagines the rest from the
-        actions taken (predictions); ``length`` frames in all.
+        actions taken (predictions); ``length`` frames in all (both shortened to fit a short episode).
         """
         length = min(length, len(episode.frames))
+        context = max(1, min(context, length - 1))
         observations = preprocess_images(torch.from_numpy(episode.frames[:length, None]).to(self.device))
         actions = torch.from_numpy(episode.actions[:length, None]).to(self.device)
         posteriors, _ = self.model.rssm.observe(self.model.encode(observations[:context]), actions[:context],
@@ -299,7 +301,7 @@ class PlanetTrainer:
             pixels = ((floats[:, 0] + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
             return pixels.permute(0, 2, 3, 1).cpu().numpy()
 
-        return to_images(observations), to_images(decoded)
+        return to_images(observations), to_images(decoded), context
 
     def close(self) -> None:
         if self._own_env:

@@ -81,9 +81,17 @@ def test_training_on_seed_episodes_lowers_the_loss():
         first = trainer.train(3)
         trainer.train(30)
         last = trainer.train(3)
+        real, decoded, context = trainer.predict_frames(trainer.buffer.episodes[0], context=5, length=15)
+        episode = trainer.buffer.episodes[0]
+        short = Episode(episode.frames[:3], episode.actions[:3], episode.rewards[:3])
+        short_real, _, short_context = trainer.predict_frames(short, context=5)
     finally:
         trainer.close()
     assert last["image"] < 0.5 * first["image"], (first, last)
+    assert real.shape == decoded.shape == (13, 64, 64, 3) and context == 5  # 24 periods / 2 + the first frame
+    quantisation_error = np.abs(real[0].astype(int) - episode.frames[0].transpose(1, 2, 0))
+    assert quantisation_error.max() <= 8 and quantisation_error.mean() < 4  # the real frame, at 5 bits
+    assert short_real.shape[0] == 3 and short_context == 2
 
 
 def test_the_command_writes_curve_frames_and_a_loadable_model(tmp_path, capsys):
