@@ -117,3 +117,18 @@ def test_the_command_rejects_bad_settings_with_a_message(tmp_path, capsys):
     assert main(["planet", str(tmp_path / "bad"), "--episode-length", "20", "--chunk-length", "30"]) == 2
     assert "chunk_length must be in [2, 11]" in capsys.readouterr().out
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_paper_preset_and_command_line_overrides():
+    from mbrl_ros.cli import build_parser
+    from mbrl_ros.planet.cli import config_from_args
+
+    paper = PlanetConfig.paper(episodes=7)
+    assert (paper.batch_size, paper.chunk_length, paper.train_steps, paper.episodes) == (50, 50, 100, 7)
+    assert paper.model["depth"] == 32 and paper.model["deterministic"] == 200 and paper.model["stochastic"] == 30
+    assert (paper.planner.horizon, paper.planner.candidates, paper.planner.iterations, paper.planner.top) == (
+        12, 1000, 10, 100)
+    args = build_parser().parse_args(["planet", "out", "--paper", "--candidates", "300", "--action-repeat", "4"])
+    config = config_from_args(args)
+    assert config.planner.candidates == 300 and config.planner.iterations == 10 and config.action_repeat == 4
+    assert config.batch_size == 50
