@@ -196,6 +196,40 @@ class PlanetConfig:
         return asdict(self)
 
 
+class WorldModelLearner:
+    """The world model, its optimizer and its episodes: what training needs, with no environment.
+
+    Args:
+        config: model sizes and training settings (``model``, ``batch_size``, ``chunk_length``, ...).
+        action_dim: A.
+        device: torch device.
+    """
+
+    def __init__(self, config: PlanetConfig, action_dim: int, device: str = "cpu"):
+        self.config, self.device = config, torch.device(device)
+        self.model = LatentDynamicsModel(action_dim, **config.model).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=config.adam_epsilon)
+        self.buffer = EpisodeBuffer()
+        self.rng = np.random.default_rng(config.seed)
+
+    def train(self, steps: int) -> dict[str, float]:
+        """``steps`` gradient steps on random chunks; returns the mean of the loss parts."""
+        self.model.train()
+        totals = {"image": 0.0, "reward": 0.0, "kl": 0.0}
+        for _ in range(steps):
+            frames, actions, rewards = self.buffer.sample(self.config.batch_size, self.config.chunk_length, self.rng)
+            observations = preprocess_images(frames.to(self.device), noise=True)
+            loss, parts = self.model.loss(observations, actions.to(self.device), rewards.to(self.device))
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.gradient_clip)
+            self.optimizer.step()
+            for key in totals:
+                totals[key] += parts[key] / steps
+        self.model.eval()
+        return totals
+
+
 class PlanetTrainer:
     """Runs PlaNet on a pixel environment: :meth:`seed`, then :meth:`iteration` per collected episode.
 
@@ -215,10 +249,8 @@ class PlanetTrainer:
         if not 2 <= config.chunk_length <= frames:
             self.close()
             raise ValueError(f"chunk_length must be in [2, {frames}] (frames per episode), got {config.chunk_length}")
-        self.model = LatentDynamicsModel(self.env.action_dim, **config.model).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=config.adam_epsilon)
-        self.buffer = EpisodeBuffer()
-        self.rng = np.random.default_rng(config.seed)
+        self.learner = WorldModelLearner(config, self.env.action_dim, device)
+        self.model, self.buffer, self.rng = self.learner.model, self.learner.buffer, self.learner.rng
         self.planner = LatentPlanner(self.model, config.planner,
                                      torch.Generator(self.device).manual_seed(config.seed))
         self.agent = PlanetAgent(self.model, self.planner, config.exploration_noise,
@@ -236,20 +268,7 @@ class PlanetTrainer:
 
     def train(self, steps: int) -> dict[str, float]:
         """``steps`` gradient steps on random chunks; returns the mean of the loss parts."""
-        self.model.train()
-        totals = {"image": 0.0, "reward": 0.0, "kl": 0.0}
-        for _ in range(steps):
-            frames, actions, rewards = self.buffer.sample(self.config.batch_size, self.config.chunk_length, self.rng)
-            observations = preprocess_images(frames.to(self.device), noise=True)
-            loss, parts = self.model.loss(observations, actions.to(self.device), rewards.to(self.device))
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.gradient_clip)
-            self.optimizer.step()
-            for key in totals:
-                totals[key] += parts[key] / steps
-        self.model.eval()
-        return totals
+        return self.learner.train(steps)
 
     def collect(self, exploration: bool = True) -> Episode:
         """One episode with the planner (with exploration noise unless ``exploration`` is False), stored."""

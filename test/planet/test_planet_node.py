@@ -17,6 +17,7 @@ from mbrl_ros.models.latent import LatentDynamicsModel
 from mbrl_ros.msg import EpisodeSummary, ModelUpdate
 from mbrl_ros.nodes.conversions import image_message
 from mbrl_ros.nodes.mujoco_bridge import EPISODE_QOS, MujocoBridge
+from mbrl_ros.planet.learner_node import PlanetLearner
 from mbrl_ros.planet.node import PlanetController
 from mbrl_ros.planet.tasks import PIXEL_CARTPOLE
 
@@ -137,6 +138,34 @@ def test_the_controller_drives_the_lockstep_bridge_from_its_camera(ros_executor,
         assert wait_for(lambda: len(episodes) >= 2, timeout=60), (controller.commands_sent, controller.rejected)
         assert [episode.length for episode in episodes[:2]] == [12, 12]
         assert controller.commands_sent >= 24 and not controller.rejected
+    finally:
+        ros_executor.remove_node(bridge)
+        time.sleep(0.2)
+        bridge.destroy_node()
+
+
+def test_the_learner_trains_from_the_streams_and_the_controller_takes_its_model(ros_executor):
+    bridge = MujocoBridge(context=ros_executor.context, parameter_overrides=[
+        Parameter("task", value=PIXEL_CARTPOLE), Parameter("mode", value="lockstep"),
+        Parameter("episode_length", value=8), Parameter("camera_enabled", value=True),
+        Parameter("lockstep_timeout", value=0.0)])
+    controller = PlanetController(context=ros_executor.context, parameter_overrides=[
+        Parameter(name, value=value) for name, value in {
+            "model_topic": "/test_model", "action_repeat": 2, "horizon": 3, "candidates": 20, "iterations": 2,
+            "top": 4}.items()])
+    learner = PlanetLearner(context=ros_executor.context, parameter_overrides=[
+        Parameter(name, value=value) for name, value in {
+            "model_topic": "/test_model", "action_repeat": 2, "min_episodes": 1, "train_steps": 2, "batch_size": 2,
+            "chunk_length": 4, "depth": 4, "deterministic": 16, "stochastic": 4, "hidden": 16}.items()])
+    try:
+        for node in (learner, controller, bridge):
+            ros_executor.add_node(node)
+        assert wait_for(lambda: controller.model_version >= 1, timeout=60), (learner.episodes, learner.rejected)
+        episode = learner.learner.buffer.episodes[0]
+        assert len(episode.frames) == 5 and np.all(np.abs(episode.actions) <= 1.0)  # 8 steps / 2 + the first
+        assert not learner.rejected and not controller.rejected
+        sent = controller.commands_sent
+        assert wait_for(lambda: controller.commands_sent > sent + 4, timeout=30)  # it goes on planning
     finally:
         ros_executor.remove_node(bridge)
         time.sleep(0.2)
