@@ -6,6 +6,8 @@
   chunks and the offline training loop (``mbrl-ros planet``);
 - :mod:`~mbrl_ros.planet.control` and :mod:`~mbrl_ros.planet.node`: the ``planet_controller`` node, driving a
   robot from its camera topic;
+- :mod:`~mbrl_ros.planet.episodes` and :mod:`~mbrl_ros.planet.learner_node`: the ``planet_learner`` node,
+  training the world model from camera, state and command streams;
 - :mod:`~mbrl_ros.planet.tasks`: cart-pole swing-up with a camera framed for 64 x 64 frames.
 """
 
