@@ -11,6 +11,7 @@ import importlib
 SUBCOMMANDS: tuple[str, ...] = (
     "mbrl_ros.models.train_command",
     "mbrl_ros.offline.cli",
+    "mbrl_ros.planet.cli",
     "mbrl_ros.plot_cli",
     "mbrl_ros.recording_cli",
     "mbrl_ros.tabular.cli",

@@ -258,6 +258,9 @@ class LatentReturn:
     @torch.no_grad()
     def __call__(self, actions: Tensor) -> Tensor:
         count = actions.shape[0]
-        start = LatentState(*(part.expand(count, -1) for part in self.state))
-        imagined = self.model.rssm.imagine(start, actions.transpose(0, 1), sample=True)
-        return self.model.predict_reward(imagined).sum(dim=0)
+        state = LatentState(*(part.expand(count, -1) for part in self.state))
+        total = actions.new_zeros(count)
+        for action in actions.transpose(0, 1):  # step by step: no (H, N, ...) stack of the states is kept
+            state = self.model.rssm.imagine_step(state, action, sample=True)
+            total += self.model.predict_reward(state)
+        return total

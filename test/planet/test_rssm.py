@@ -7,31 +7,12 @@ import torch
 from mbrl_ros.models import model_from_payload, model_to_payload
 from mbrl_ros.models.latent import LatentDynamicsModel, LatentFilter, LatentReturn, LatentState, preprocess_images
 
-from moving_square import episodes
-
-SMALL = {"depth": 4, "deterministic": 32, "stochastic": 8, "hidden": 32, "free_nats": 1.0}
-
-
-def as_tensors(frames, actions, rewards):
-    return preprocess_images(torch.as_tensor(frames)), torch.as_tensor(actions), torch.as_tensor(rewards)
+from moving_square import SMALL, as_tensors, episodes, trained_model
 
 
 @pytest.fixture(scope="module")
 def trained() -> LatentDynamicsModel:
-    """A small world model trained for 250 steps on random-action episodes of the moving square."""
-    torch.manual_seed(0)
-    model = LatentDynamicsModel(2, **SMALL)
-    observations, actions, rewards = as_tensors(*episodes(64, 10, seed=0))
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3, eps=1e-4)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(250):
-        batch = torch.randint(0, 64, (8,), generator=generator)
-        loss, _ = model.loss(observations[:, batch], actions[:, batch], rewards[:, batch])
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 100.0)
-        optimizer.step()
-    return model.eval()
+    return trained_model()
 
 
 def test_preprocessing_quantises_to_the_bit_depth_and_centres():
