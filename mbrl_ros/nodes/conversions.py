@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Pose, PoseStamped, Twist, TwistStamped
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
@@ -229,3 +230,13 @@ def image_array(msg: Image) -> np.ndarray:
         raise MessageError(f"image data ({len(msg.data)} bytes, step {msg.step}) does not fit {msg.width}x{msg.height}")
     rows = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.step)
     return rows[:, : 3 * msg.width].reshape(msg.height, msg.width, 3).copy()
+
+
+def diagnostic_array(stamp: Time, level: bytes, name: str, message: str, hardware_id: str,
+                     values: dict[str, object]) -> DiagnosticArray:
+    """One ``/diagnostics`` status (``level``: a DiagnosticStatus constant), its values as strings."""
+    status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
+                              values=[KeyValue(key=key, value=str(value)) for key, value in values.items()])
+    array = DiagnosticArray(status=[status])
+    array.header.stamp = stamp
+    return array

@@ -22,16 +22,13 @@ commands the robot received in the newest ``policy_window`` transitions (the con
 and publishes it as a ``policy`` ModelUpdate on ``policy_topic``, for a controller's ``planner: policy``.
 """
 
-import argparse
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rclpy
 import torch
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
@@ -44,10 +41,10 @@ from mbrl_ros.learning import Learner, ModelRelease, RetrainPolicy, Transition
 from mbrl_ros.models import LearnedDynamicsModel, TrainerConfig, model_class, model_to_payload
 from mbrl_ros.msg import EpisodeSummary, ModelUpdate
 from mbrl_ros.msg import Transition as TransitionMessage
-from mbrl_ros.nodes.conversions import MessageError
+from mbrl_ros.nodes.conversions import MessageError, diagnostic_array
 from mbrl_ros.nodes.parameters import declare_defaults, section
 from mbrl_ros.nodes.robot_streams import RobotStreams, RobotTopics, transition_batch
-from mbrl_ros.nodes.spinning import spin_until_shutdown
+from mbrl_ros.nodes.spinning import run_node
 from mbrl_ros.policies import ImitationConfig, clone_policy
 from mbrl_ros.tasks import Task, make_task
 
@@ -252,12 +249,9 @@ class DynamicsLearner(Node):
             stats = robot.transitions.stats
             values[f"{namespace or 'root'}/gaps"] = stats.gaps
             values[f"{namespace or 'root'}/late"] = stats.late
-        status = DiagnosticStatus(level=DiagnosticStatus.OK, name=f"{self.get_name()}: learner",
-                                  message=f"model version {self.learner.version}", hardware_id=self.task.name,
-                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics.publish(array)
+        self._diagnostics.publish(diagnostic_array(
+            self.get_clock().now().to_msg(), DiagnosticStatus.OK, f"{self.get_name()}: learner",
+            f"model version {self.learner.version}", self.task.name, values))
 
     def destroy_node(self) -> None:
         self.learner.close()  # finishes a round in progress and flushes the transitions
@@ -265,11 +259,4 @@ class DynamicsLearner(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv if argv is None else argv
-    parser = argparse.ArgumentParser(prog="dynamics_learner", description=__doc__.split("\n")[0],
-                                     epilog="ROS arguments follow --ros-args (e.g. --params-file config.yaml)")
-    parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
-    with rclpy.init(args=argv):
-        node = DynamicsLearner()
-        spin_until_shutdown(node)
-    return 0
+    return run_node(DynamicsLearner, "dynamics_learner", __doc__.split("\n")[0], argv)

@@ -32,17 +32,14 @@ Publishes ``~/status`` (mbrl_ros/PlannerStatus) after every plan and ``/diagnost
 (diagnostic_msgs/DiagnosticArray) every second.
 """
 
-import argparse
-import sys
 import threading
 import time
 from collections import deque
 from typing import Any
 
 import numpy as np
-import rclpy
 import torch
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
@@ -58,9 +55,9 @@ from mbrl_ros.control import CommandLimits, Plan, PlannerWorker, SafetyFilter
 from mbrl_ros.control.exploration import SmoothedRandomActions
 from mbrl_ros.models import DynamicsModel, ModelPayload, model_from_payload
 from mbrl_ros.msg import EpisodeSummary, ModelUpdate, PlannerStatus
-from mbrl_ros.nodes.conversions import MessageError, command_message, seconds_to_stamp
+from mbrl_ros.nodes.conversions import MessageError, command_message, diagnostic_array, seconds_to_stamp
 from mbrl_ros.nodes.parameters import declare_defaults, section
-from mbrl_ros.nodes.spinning import spin_until_shutdown
+from mbrl_ros.nodes.spinning import run_node
 from mbrl_ros.nodes.state_assembly import JOINT_STATES_TOPIC, TopicStateAssembler, pose_topic, twist_topic
 from mbrl_ros.planning import MPC, MPCConfig, PolicyGuidedCEM
 from mbrl_ros.policies import PolicyNetwork
@@ -467,12 +464,8 @@ class MpcController(Node):
             "state_age_s": state_age, "rejected_messages": sum(self.rejected.values()),
             "policy_version": self.policy_version, "policy_actions": self.policy_actions,
         }
-        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: planner", message=message,
-                                  hardware_id=self.task.name,
-                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics.publish(array)
+        self._diagnostics.publish(diagnostic_array(self.get_clock().now().to_msg(), level,
+                                                   f"{self.get_name()}: planner", message, self.task.name, values))
 
     def destroy_node(self) -> None:
         if self._worker is not None and self.mode == "realtime":
@@ -481,11 +474,4 @@ class MpcController(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv if argv is None else argv
-    parser = argparse.ArgumentParser(prog="mpc_controller", description=__doc__.split("\n")[0],
-                                     epilog="ROS arguments follow --ros-args (e.g. --params-file config.yaml)")
-    parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
-    with rclpy.init(args=argv):
-        node = MpcController()
-        spin_until_shutdown(node)
-    return 0
+    return run_node(MpcController, "mpc_controller", __doc__.split("\n")[0], argv)

@@ -17,14 +17,12 @@ actuator order, forward_command_controller convention) and ``<controller>/joint_
 period per command received, or after ``lockstep_timeout``). The README describes the protocol in full.
 """
 
-import argparse
 import sys
 import time
 from collections import Counter
 from typing import Any
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
@@ -50,7 +48,7 @@ from mbrl_ros.nodes.conversions import (
     seconds_to_stamp,
     twist_stamped_message,
 )
-from mbrl_ros.nodes.spinning import spin_until_shutdown
+from mbrl_ros.nodes.spinning import run_node
 from mbrl_ros.sim.commands import ActuatorCommand
 from mbrl_ros.sim.episode import TaskSimulation
 
@@ -354,21 +352,9 @@ def _check_timeout(name: str, value: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog="mujoco_bridge",
-        description="A MuJoCo-simulated robot with ros2_control's interfaces. Parameters (--ros-args -p name:=value): "
-        + "; ".join(f"{name} ({default!r}): {text}" for name, (default, text, _) in PARAMETERS.items()),
-    )
-    parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
-    with rclpy.init(args=argv):
-        try:
-            node = MujocoBridge()
-        except (ValueError, KeyError, OSError, RuntimeError) as error:
-            print(f"mujoco_bridge: {error}", file=sys.stderr)
-            return 2
-        spin_until_shutdown(node)
-    return 0
+    parameters = "; ".join(f"{name} ({default!r}): {text}" for name, (default, text, _) in PARAMETERS.items())
+    description = f"A MuJoCo-simulated robot with ros2_control's interfaces. Parameters (-p name:=value): {parameters}"
+    return run_node(MujocoBridge, "mujoco_bridge", description, argv)
 
 
 if __name__ == "__main__":

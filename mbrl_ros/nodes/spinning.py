@@ -1,4 +1,8 @@
-"""How every executable of the package spins its node."""
+"""How every node executable of the package parses its command line and spins its node."""
+
+import argparse
+import sys
+from collections.abc import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -23,3 +27,29 @@ def spin_until_shutdown(node: Node) -> None:
             raise
     finally:
         node.destroy_node()
+
+
+def run_node(node_class: Callable[[], Node], name: str, description: str, argv: list[str] | None = None) -> int:
+    """The body of every node executable: ``--help``, then the node spun until shutdown; returns the exit code.
+
+    Args:
+        node_class: builds the node from the process's ROS arguments; raises for unusable parameters.
+        name: the executable's name, for ``--help`` and messages.
+        description: the ``--help`` text.
+        argv: the command line (None: ``sys.argv``).
+
+    Returns:
+        0, or 2 with a message on stderr when the node refused its parameters.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    parser = argparse.ArgumentParser(prog=name, description=description,
+                                     epilog="ROS arguments follow --ros-args (e.g. --params-file config.yaml)")
+    parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
+    with rclpy.init(args=argv):
+        try:
+            node = node_class()
+        except (ValueError, KeyError, OSError, RuntimeError) as error:
+            print(f"{name}: {error}", file=sys.stderr)
+            return 2
+        spin_until_shutdown(node)
+    return 0

@@ -9,13 +9,10 @@ transient local) on ``model_topic``, for ``planet_controller``; with ``output_di
 Malformed frames and states are rejected with a log line and counted.
 """
 
-import argparse
-import sys
 import threading
 from typing import Any
 
 import numpy as np
-import rclpy
 import torch
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -26,7 +23,7 @@ from mbrl_ros.models import model_to_payload, save_model
 from mbrl_ros.msg import EpisodeSummary, ModelUpdate
 from mbrl_ros.nodes.conversions import MessageError, image_array, stamp_to_seconds
 from mbrl_ros.nodes.parameters import declare_defaults
-from mbrl_ros.nodes.spinning import spin_until_shutdown
+from mbrl_ros.nodes.spinning import run_node
 from mbrl_ros.nodes.state_assembly import JOINT_STATES_TOPIC, TopicStateAssembler
 from mbrl_ros.planet.episodes import StreamEpisodeBuilder
 from mbrl_ros.planet.tasks import PIXEL_CARTPOLE
@@ -153,11 +150,4 @@ class PlanetLearner(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv if argv is None else argv
-    parser = argparse.ArgumentParser(prog="planet_learner", description=__doc__.split("\n")[0],
-                                     epilog="ROS arguments follow --ros-args (e.g. --params-file config.yaml)")
-    parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
-    with rclpy.init(args=argv):
-        node = PlanetLearner()
-        spin_until_shutdown(node)
-    return 0
+    return run_node(PlanetLearner, "planet_learner", __doc__.split("\n")[0], argv)

@@ -14,11 +14,8 @@ with a log line and counted; the node keeps running. Every command passes the sa
 rate limit). ``/<bridge>/episode`` restarts the latent state.
 """
 
-import argparse
-import sys
 from typing import Any
 
-import rclpy
 import torch
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -32,7 +29,7 @@ from mbrl_ros.models.latent import LatentDynamicsModel
 from mbrl_ros.msg import EpisodeSummary, ModelUpdate
 from mbrl_ros.nodes.conversions import MessageError, command_message, image_array
 from mbrl_ros.nodes.parameters import declare_defaults
-from mbrl_ros.nodes.spinning import spin_until_shutdown
+from mbrl_ros.nodes.spinning import run_node
 from mbrl_ros.planet.control import PlanetControlLoop
 from mbrl_ros.planet.planner import LatentPlannerConfig
 from mbrl_ros.planet.tasks import PIXEL_CARTPOLE
@@ -139,11 +136,4 @@ class PlanetController(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv if argv is None else argv
-    parser = argparse.ArgumentParser(prog="planet_controller", description=__doc__.split("\n")[0],
-                                     epilog="ROS arguments follow --ros-args (e.g. --params-file config.yaml)")
-    parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
-    with rclpy.init(args=argv):
-        node = PlanetController()
-        spin_until_shutdown(node)
-    return 0
+    return run_node(PlanetController, "planet_controller", __doc__.split("\n")[0], argv)
