@@ -89,7 +89,7 @@ lint: $(STAMP).deps
 
 # The demos: the embedded graph (bridge, learner, controller in one process over DDS), a fresh run directory
 # under runs/ each time (CSV, PNG, the learner's data). DEMO_EPISODES sizes the Shadow hand run (~15 min).
-DEMO_EPISODES ?= 40
+DEMO_EPISODES ?= 100
 demo: setup
 	$(ROS_ENV) $(VENV_ABS)/bin/mbrl-ros up shadow_hand_cube --episodes $(DEMO_EPISODES)
 

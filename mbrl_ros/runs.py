@@ -97,11 +97,15 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     run_dir = Path(run_dir)
     written = []
     if (run_dir / "episodes.csv").is_file():
-        episodes = read_csv(run_dir / "episodes.csv", ("episode", "return", "success"))
-        figure, returns_axis = pyplot.subplots(figsize=(7, 4))
+        episodes = read_csv(run_dir / "episodes.csv", ("episode", "return", "success", "validation_nll"))
+        figure, (returns_axis, model_axis) = pyplot.subplots(2, 1, figsize=(7, 6), sharex=True,
+                                                             gridspec_kw={"height_ratios": [2, 1]})
         returns_axis.plot(episodes["episode"], episodes["return"], "o-", label="return")
-        returns_axis.set_xlabel("episode")
         returns_axis.set_ylabel("return")
+        # The model each episode was planned with: its held-out NLL falls as the robot learns its dynamics.
+        model_axis.plot(episodes["episode"], episodes["validation_nll"], ".-", color="tab:purple")
+        model_axis.set_xlabel("episode")
+        model_axis.set_ylabel("model validation NLL")
         success_axis = returns_axis.twinx()
         success_axis.plot(episodes["episode"], episodes["success"], "s--", color="tab:green", label="success")
         success_axis.set_ylabel("success")

@@ -76,4 +76,4 @@ def test_a_malformed_csv_is_reported_by_file_and_line_not_a_crash(tmp_path, caps
     (tmp_path / "plans.csv").unlink()
     (tmp_path / "episodes.csv").write_text("episode,success\n1,True\n")
     assert cli.main(["plot", str(tmp_path)]) == 1
-    assert "no column(s) ['return']" in capsys.readouterr().out
+    assert "no column(s) ['return', 'validation_nll']" in capsys.readouterr().out
