@@ -31,6 +31,7 @@ from mbrl_ros.runs import EPISODE_COLUMNS, PLAN_COLUMNS, TICK_COLUMNS, CsvLog, p
 
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RELIABLE_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+DRAIN_TIME = 0.5  # s the graph runs on without the bridge at the end of a run
 
 
 @dataclass
@@ -217,13 +218,20 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
         nodes.append(monitor)
         if options.record:
             nodes.append(BagRecorder(str(run_dir / "bag"), recorded_topics(controller), context=context))
-        # Last: the others are listening by now.
-        bridge = MujocoBridge(context=context, cli_args=params_file, parameter_overrides=mode)
-        nodes.append(bridge)
         for node in nodes:
             executor.add_node(node)
         spinner.start()
+        # Last, and spun only once every subscription of the others is matched to its publishers: in lockstep the
+        # bridge's first state goes out as soon as the controller listens, and the learner must not miss it.
+        bridge = MujocoBridge(context=context, cli_args=params_file, parameter_overrides=mode)
+        nodes.append(bridge)
+        wait_until_matched([bridge, controller], [learner, controller, monitor], timeout=10.0)
+        executor.add_node(bridge)
         finished.wait()
+        # Drain: the bridge stops producing, the others take what is still queued for them (the learner the last
+        # transitions of the last episode) before the executor stops.
+        executor.remove_node(bridge)
+        time.sleep(DRAIN_TIME)
         if options.record:  # the monitor may hear of the last episode before the recorder has written it
             nodes[-2].wait_for(f"/{bridge.get_name()}/episode", options.episodes, timeout=5.0)
     finally:
@@ -235,6 +243,22 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
         context.try_shutdown()
     plot_run(run_dir)
     return run_dir
+
+
+def wait_until_matched(publishing: list["Node"], subscribing: list["Node"], timeout: float) -> bool:
+    """Waits until each publisher of ``publishing`` is matched by as many subscriptions as ``subscribing`` hold
+    on its topic (DDS matches endpoints asynchronously, even within one process); False after ``timeout`` s."""
+    wanted = {}
+    for node in subscribing:
+        for subscription in node.subscriptions:
+            wanted[subscription.topic_name] = wanted.get(subscription.topic_name, 0) + 1
+    publishers = [p for node in publishing for p in node.publishers if p.topic_name in wanted]
+    deadline = time.monotonic() + timeout
+    while any(p.get_subscription_count() < wanted[p.topic_name] for p in publishers):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def recorded_topics(controller: "Node") -> list[str]:

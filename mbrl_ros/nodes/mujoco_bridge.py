@@ -165,7 +165,8 @@ class MujocoBridge(Node):
             f"task {self.task.name} ({self.task.action_dim} actuators, dt {self._dt} s), mode {self._mode}, "
             f"commands on {controller}/commands in actuator order {list(self.task.actuator_names)}"
         )
-        self._publish_state()
+        # The first state goes out when a subscriber matches (_on_subscriber_matched), not before: a command
+        # answering a state published now could step the simulation before later subscribers have seen it.
 
     @property
     def _time(self) -> float:
