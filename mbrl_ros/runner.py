@@ -225,7 +225,9 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
         # bridge's first state goes out as soon as the controller listens, and the learner must not miss it.
         bridge = MujocoBridge(context=context, cli_args=params_file, parameter_overrides=mode)
         nodes.append(bridge)
-        wait_until_matched([bridge, controller], [learner, controller, monitor], timeout=10.0)
+        if not wait_until_matched([bridge, controller], [learner, controller, monitor], timeout=10.0):
+            bridge.get_logger().warning("starting before every subscription matched: the first states may be "
+                                        "missed by the learner")
         executor.add_node(bridge)
         finished.wait()
         # Drain: the bridge stops producing, the others take what is still queued for them (the learner the last

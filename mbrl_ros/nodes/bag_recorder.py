@@ -7,18 +7,17 @@ so a latched ModelUpdate is recorded too). Messages are stamped with their recei
 destroyed; a bag cut short by a crash is recovered with `ros2 bag reindex`.
 """
 
-import argparse
 import importlib
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
-import rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from mbrl_ros.data.bags import BagWriter, message_typestore
+from mbrl_ros.nodes.spinning import run_node
 
 _DEPTH = 1000  # per-topic queue: a recorder should not drop messages in bursts
 _PROVISIONAL_QOS = QoSProfile(depth=_DEPTH, reliability=ReliabilityPolicy.RELIABLE,
@@ -134,17 +133,4 @@ def _qos_matching(publishers) -> QoSProfile:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="bag_recorder", description=__doc__.splitlines()[0],
-        epilog="ROS arguments follow --ros-args, e.g. --ros-args -p output:=run.bag -p topics:=[/joint_states]",
-    )
-    parser.parse_known_args(rclpy.utilities.remove_ros_args(argv))
-    with rclpy.init(args=argv):
-        recorder = BagRecorder()
-        try:
-            rclpy.spin(recorder)
-        except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-            pass
-        finally:
-            recorder.destroy_node()
-    return 0
+    return run_node(BagRecorder, "bag_recorder", __doc__.splitlines()[0], argv)
