@@ -11,7 +11,9 @@ Two modes:
         current control period. A tick with no usable plan is counted as a missed deadline and holds the last
         command. The timer never waits for the planner.
     ``lockstep``: every new state is planned for at once and its action published (the simulation bridge
-        steps once per command): deterministic, as fast as the planner.
+        steps once per command): deterministic, as fast as the planner. With ``episode_model_wait`` > 0 it
+        holds the next episode's first state after an episode end until a newer model arrives (at most that
+        many seconds), so each episode is planned with the model trained on all the episodes before it (PETS).
 
 Models arrive as ``mbrl_ros/ModelUpdate`` on ``model_topic`` (transient local, so a late-joining controller gets
 the newest one); each is validated (SHA-256, architecture, shapes, finiteness) and swapped in between two
@@ -55,7 +57,8 @@ from mbrl_ros.control import CommandLimits, Plan, PlannerWorker, SafetyFilter
 from mbrl_ros.control.exploration import SmoothedRandomActions
 from mbrl_ros.models import DynamicsModel, ModelPayload, model_from_payload
 from mbrl_ros.msg import EpisodeSummary, ModelUpdate, PlannerStatus
-from mbrl_ros.nodes.conversions import MessageError, command_message, diagnostic_array, seconds_to_stamp
+from mbrl_ros.nodes.conversions import (MessageError, command_message, diagnostic_array, seconds_to_stamp,
+                                        stamp_to_seconds)
 from mbrl_ros.nodes.parameters import declare_defaults, section
 from mbrl_ros.nodes.spinning import run_node
 from mbrl_ros.nodes.state_assembly import JOINT_STATES_TOPIC, TopicStateAssembler, pose_topic, twist_topic
@@ -91,6 +94,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "planner": ("mpc", "mpc (plan through the model) or policy (run the policy from policy_topic directly)"),
     "policy_topic": ("/policy_update", "ModelUpdate topic of the policy (kind 'policy'); '' for none"),
     "policy_fallback": (True, "act with the policy when a tick has no usable plan or a plan fails"),
+    "episode_model_wait": (0.0, "lockstep: s (wall clock) to hold the next episode's first state after an episode "
+                                "end until a newer model arrives (train between episodes, as PETS); 0: no wait"),
 }
 
 
@@ -122,7 +127,8 @@ class MpcController(Node):
         self._state_wall_time = -np.inf  # time.monotonic() when it arrived
         self._lock = threading.Lock()
         self.enabled = True
-        self.model_version = 0
+        self.model_version = 0  # of the model planned with
+        self._newest_model_version = 0  # of the newest valid model received (swapped in before the next plan)
         self.missed_deadlines = 0
         self.ticks = 0
         self.stale_ticks = 0
@@ -137,6 +143,15 @@ class MpcController(Node):
         # Lockstep: a state answered before the robot subscribes to the commands would be lost, and the robot
         # would wait for its lockstep timeout; such a state is answered once the subscription matches.
         self._unanswered: tuple[float, np.ndarray] | None = None
+        # Lockstep with episode_model_wait: after an episode end (stamp, newest model version then), states of the
+        # next episode are held until a newer model arrives or the wait times out.
+        self._episode_model_wait = float(value["episode_model_wait"])
+        if not (np.isfinite(self._episode_model_wait) and self._episode_model_wait >= 0):
+            raise ValueError(f"parameter episode_model_wait must be a finite number >= 0, got "
+                             f"{value['episode_model_wait']!r}")
+        self._awaiting_model: tuple[float, int] | None = None
+        self._held: tuple[float, np.ndarray] | None = None
+        self._model_wait_timer = None
         matched = PublisherEventCallbacks(matched=self._on_command_subscriber_matched, use_default_callbacks=False)
         command_type, topic = ((Float64MultiArray, f"{controller}/commands") if self._command_interface == "commands"
                                else (JointTrajectory, f"{controller}/joint_trajectory"))
@@ -214,6 +229,8 @@ class MpcController(Node):
         if self.mode == "lockstep":
             if self._commands.get_subscription_count() == 0:
                 self._unanswered = (stamp, state)
+            elif self._awaiting_model is not None and stamp > self._awaiting_model[0]:
+                self._held = (stamp, state)  # the next episode's: answered once the model trained on the last is in
             else:
                 self._act_lockstep(stamp, state)
         elif self._worker is not None:
@@ -327,10 +344,13 @@ class MpcController(Node):
             self._reject("model_update", error)
             return
         version = int(msg.version)
+        self._newest_model_version = max(self._newest_model_version, version)
         if self._worker is None:
             self._start_planning(model, version)
         else:
             self._worker.between_plans(lambda: self._swap(model, version))
+        if self._awaiting_model is not None and version > self._awaiting_model[1]:
+            self._stop_waiting_for_model()
 
     def _validated_model(self, msg: ModelUpdate) -> DynamicsModel:
         payload = ModelPayload(msg.kind, msg.metadata_json, bytes(msg.weights), msg.sha256)
@@ -436,6 +456,28 @@ class MpcController(Node):
             self._worker.between_plans(self._mpc.reset)
             if isinstance(self._mpc.optimizer, PolicyGuidedCEM):
                 self._worker.between_plans(self._mpc.optimizer.distill)
+        if self.mode == "lockstep" and self.planner == "mpc" and self._episode_model_wait > 0:
+            self._stop_waiting_for_model()  # a previous wait, if any, is over: the new one starts now
+            self._awaiting_model = (stamp_to_seconds(msg.header.stamp), self._newest_model_version)
+            steady = Clock(clock_type=ClockType.STEADY_TIME)
+            self._model_wait_timer = self.create_timer(self._episode_model_wait, self._on_model_wait_timeout,
+                                                       clock=steady)
+
+    def _on_model_wait_timeout(self) -> None:
+        self.get_logger().warning(
+            f"no model newer than version {self._newest_model_version} within {self._episode_model_wait} s of the "
+            "episode end: going on without it")
+        self._stop_waiting_for_model()
+
+    def _stop_waiting_for_model(self) -> None:
+        """Ends an episode-end model wait, if one is on, and answers the state held meanwhile."""
+        if self._model_wait_timer is not None:
+            self.destroy_timer(self._model_wait_timer)
+            self._model_wait_timer = None
+        self._awaiting_model = None
+        held, self._held = self._held, None
+        if held is not None:
+            self._act_lockstep(*held)
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         with self._lock:

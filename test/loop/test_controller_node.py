@@ -14,7 +14,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from mbrl_ros.models import DeterministicMLP, model_to_payload
-from mbrl_ros.msg import ModelUpdate
+from mbrl_ros.msg import EpisodeSummary, ModelUpdate
 from mbrl_ros.nodes.conversions import seconds_to_stamp
 from mbrl_ros.nodes.mpc_controller import MpcController
 
@@ -130,4 +130,50 @@ def test_invalid_model_updates_are_rejected_and_control_goes_on_with_the_old_mod
     sent = len(robot.commands)
     stream_states(robot, 10)
     assert wait_for(lambda: len(robot.commands) >= sent + 5, timeout=10), "control stopped after a bad model"
+    assert np.all(np.isfinite(np.array(robot.commands)))
+
+
+@pytest.fixture
+def lockstep_controller_and_robot(ros_executor):
+    overrides = {"task": "cartpole_swingup", "mode": "lockstep", "controller": "robot_controller",
+                 "bridge": "fake_bridge", "episode_model_wait": 3.0, "planner_threads": 1, **SMALL_PLANNER}
+    robot = FakeRobot(ros_executor)
+    episodes = robot.node.create_publisher(EpisodeSummary, "/fake_bridge/episode", QOS)
+    controller = MpcController(context=ros_executor.context,
+                               parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+    ros_executor.add_node(controller)
+    assert wait_for(lambda: robot.states.get_subscription_count() > 0 and episodes.get_subscription_count() > 0
+                    and controller._commands.get_subscription_count() > 0, timeout=10)
+    yield controller, robot, episodes
+    ros_executor.remove_node(controller)
+    controller.destroy_node()
+
+
+def end_episode(robot: FakeRobot, episodes) -> None:
+    msg = EpisodeSummary(task="cartpole_swingup", length=3)
+    msg.header.stamp = seconds_to_stamp(robot.time)  # the last state's stamp, as the bridge sends it
+    episodes.publish(msg)
+
+
+def test_lockstep_holds_the_next_episode_until_the_model_trained_on_the_last_arrives(lockstep_controller_and_robot):
+    controller, robot, episodes = lockstep_controller_and_robot
+    torch.manual_seed(0)
+    model = model_to_payload(DeterministicMLP(4, 1, hidden_layers=1, hidden_units=16))
+    for _ in range(3):  # the first (exploring) episode: every state answered at once
+        robot.publish_state()
+        assert wait_for(lambda n=len(robot.commands): len(robot.commands) > n, timeout=10)
+    end_episode(robot, episodes)
+    assert wait_for(lambda: controller._awaiting_model is not None, timeout=10)
+    robot.publish_state()  # the next episode's first state: held, no model newer than version 0 yet
+    assert not wait_for(lambda: len(robot.commands) > 3, timeout=1.0), "answered before the new model arrived"
+    robot.publish_model(model, version=1)
+    assert wait_for(lambda: len(robot.commands) == 4, timeout=10), "the held state was never answered"
+    assert controller.model_version == 1, "the held state must be planned with the new model"
+
+    end_episode(robot, episodes)  # no model follows this time: the wait gives up after episode_model_wait
+    assert wait_for(lambda: controller._awaiting_model is not None, timeout=10)
+    robot.publish_state()
+    assert not wait_for(lambda: len(robot.commands) > 4, timeout=1.5)
+    assert wait_for(lambda: len(robot.commands) == 5, timeout=10), "the wait never timed out"
+    assert controller._awaiting_model is None and controller.model_version == 1
     assert np.all(np.isfinite(np.array(robot.commands)))
