@@ -1,11 +1,19 @@
 """Batched ensemble layers: E independent MLPs evaluated with one batched matmul per layer."""
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional
 
 ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
+IN_PLACE_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "silu": partial(functional.silu, inplace=True), "relu": torch.relu_, "tanh": torch.tanh_,
+    "elu": partial(functional.elu, inplace=True),
+}
+INFERENCE_BLOCK_ROWS = 256  # rows per member per block without autograd: 5 x 256 x 200 floats = 1 MB, in L2
 
 
 class EnsembleLinear(nn.Module):
@@ -45,6 +53,8 @@ class EnsembleMLP(nn.Module):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
+        self.activation, self.out_features = activation, out_features
+        self.inference_block_rows = INFERENCE_BLOCK_ROWS
         widths = [in_features] + [hidden_units] * hidden_layers + [out_features]
         layers: list[nn.Module] = []
         for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
@@ -52,8 +62,28 @@ class EnsembleMLP(nn.Module):
         self.layers = nn.Sequential(*layers[:-1])
 
     def forward(self, x: Tensor) -> Tensor:
-        """(E, B, in) -> (E, B, out)."""
-        return self.layers(x)
+        """(E, B, in) -> (E, B, out).
+
+        Without autograd (planning), activations are applied in place and, on the CPU, rows go through the
+        whole stack in blocks of :attr:`inference_block_rows`: a block's activations stay in the cache from one
+        layer to the next, where a whole planning batch would make every bias add and activation a round trip
+        to memory (P1a: 1.5x the model steps per second of the unblocked forward on a 2-core CPU).
+        """
+        if torch.is_grad_enabled():
+            return self.layers(x)
+        rows = x.shape[1]
+        if rows <= self.inference_block_rows or x.device.type != "cpu":
+            return self._forward_in_place(x)
+        out = x.new_empty(x.shape[0], rows, self.out_features)
+        for start in range(0, rows, self.inference_block_rows):
+            block = slice(start, start + self.inference_block_rows)
+            out[:, block] = self._forward_in_place(x[:, block])
+        return out
+
+    def _forward_in_place(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x) if isinstance(layer, EnsembleLinear) else IN_PLACE_ACTIVATIONS[self.activation](x)
+        return x
 
     def linear_layers(self) -> list[EnsembleLinear]:
         """The affine layers, input first."""

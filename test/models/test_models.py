@@ -66,6 +66,24 @@ def test_the_batched_ensemble_forward_equals_each_member_alone():
         torch.testing.assert_close(batched[member], member_alone(model.network, member, inputs[member]))
 
 
+@pytest.mark.parametrize("activation", ["silu", "relu", "tanh", "elu"])
+def test_the_inference_forward_in_row_blocks_equals_the_autograd_forward(activation: str):
+    torch.manual_seed(0)
+    network = EnsembleMLP(3, 6, 4, hidden_layers=2, hidden_units=16, activation=activation)
+    network.inference_block_rows = 7
+    inputs = torch.randn(3, 30, 6)  # 4 blocks of 7 rows and one of 2
+    kept = inputs.clone()
+    with_autograd = network(inputs)
+    assert with_autograd.requires_grad
+    with torch.no_grad():
+        in_blocks = network(inputs)
+        expanded = network(inputs[0].expand(3, 30, 6))  # (B, D) inputs reach the network expanded to E
+    torch.testing.assert_close(in_blocks, with_autograd.detach())
+    for member in range(3):
+        torch.testing.assert_close(expanded[member], member_alone(network, member, inputs[0]).detach())
+    assert torch.equal(inputs, kept), "in-place activations must never touch the caller's tensor"
+
+
 def test_the_ensemble_forward_is_one_batched_matmul_per_layer():
     model = trained_looking_ensemble()
     with torch.no_grad(), torch.profiler.profile(record_shapes=True) as profile:
