@@ -57,8 +57,13 @@ from mbrl_ros.control import CommandLimits, Plan, PlannerWorker, SafetyFilter
 from mbrl_ros.control.exploration import SmoothedRandomActions
 from mbrl_ros.models import DynamicsModel, ModelPayload, model_from_payload
 from mbrl_ros.msg import EpisodeSummary, ModelUpdate, PlannerStatus
-from mbrl_ros.nodes.conversions import (MessageError, command_message, diagnostic_array, seconds_to_stamp,
-                                        stamp_to_seconds)
+from mbrl_ros.nodes.conversions import (
+    MessageError,
+    command_message,
+    diagnostic_array,
+    seconds_to_stamp,
+    stamp_to_seconds,
+)
 from mbrl_ros.nodes.parameters import declare_defaults, section
 from mbrl_ros.nodes.spinning import run_node
 from mbrl_ros.nodes.state_assembly import JOINT_STATES_TOPIC, TopicStateAssembler, pose_topic, twist_topic

@@ -159,9 +159,9 @@ def test_lockstep_holds_the_next_episode_until_the_model_trained_on_the_last_arr
     controller, robot, episodes = lockstep_controller_and_robot
     torch.manual_seed(0)
     model = model_to_payload(DeterministicMLP(4, 1, hidden_layers=1, hidden_units=16))
-    for _ in range(3):  # the first (exploring) episode: every state answered at once
+    for answered in range(1, 4):  # the first (exploring) episode: every state answered at once
         robot.publish_state()
-        assert wait_for(lambda n=len(robot.commands): len(robot.commands) > n, timeout=10)
+        assert wait_for(lambda answered=answered: len(robot.commands) >= answered, timeout=10)
     end_episode(robot, episodes)
     assert wait_for(lambda: controller._awaiting_model is not None, timeout=10)
     robot.publish_state()  # the next episode's first state: held, no model newer than version 0 yet
