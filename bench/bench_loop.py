@@ -8,7 +8,8 @@ p99 of the command period's deviation from 20 ms, measured on the subscriber sid
 
 P3 (``--part p3``): cart-pole swing-up through the embedded graph in lockstep with the shipped config
 (``mbrl-ros up cartpole_swingup``), for each seed: the return of every episode; prints the mean over seeds
-per episode against the goals (>= 180 by episode 5, >= 195 by episode 10) and writes ``bench_loop_p3.png``.
+per episode against the goals (>= 180 by episode 5, >= 195 by episode 10) and writes
+``bench/results/bench_loop_p3.png``.
 
     .venv/bin/python bench/bench_loop.py --part p2 [--seconds 30]
     .venv/bin/python bench/bench_loop.py --part p3 [--seeds 3] [--episodes 10]
@@ -42,6 +43,7 @@ QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 EXECUTABLES = Path(sys.prefix) / "lib" / "mbrl_ros"
 COMMAND_RATE = 50.0  # Hz
+RESULTS = Path(__file__).resolve().parent / "results"  # git-ignored
 
 
 def p2(seconds: float) -> None:
@@ -141,7 +143,9 @@ def p3(seeds: int, episodes: int, quick: bool) -> None:
     axis.plot(range(1, episodes + 1), mean, "k-", linewidth=2, label="mean")
     axis.set(xlabel="episode", ylabel="return", title="cart-pole swing-up through the graph (lockstep)")
     axis.legend()
-    figure.savefig("bench_loop_p3.png", dpi=100)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    figure.savefig(RESULTS / "bench_loop_p3.png", dpi=100)
+    print(f"  curves in {RESULTS / 'bench_loop_p3.png'}")
 
 
 def main() -> None:

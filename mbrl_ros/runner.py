@@ -45,6 +45,7 @@ class EpisodeRecord:
     transitions: int
     model_version: int
     validation_nll: float
+    validation_mse: float
     plan_latency_p50_ms: float
     plan_latency_p99_ms: float
     missed_ticks: int
@@ -54,16 +55,17 @@ class EpisodeRecord:
     def row(self) -> dict[str, Any]:
         return {"episode": self.episode, "return": self.episode_return, "success": self.success,
                 "length": self.length, "transitions": self.transitions, "model_version": self.model_version,
-                "validation_nll": self.validation_nll, "plan_latency_p50_ms": self.plan_latency_p50_ms,
+                "validation_nll": self.validation_nll, "validation_mse": self.validation_mse,
+                "plan_latency_p50_ms": self.plan_latency_p50_ms,
                 "plan_latency_p99_ms": self.plan_latency_p99_ms, "missed_ticks": self.missed_ticks,
                 "sim_time_s": self.sim_time_s, "wall_time_s": self.wall_time_s}
 
     def line(self, episodes: int) -> str:
-        nll = "-" if np.isnan(self.validation_nll) else f"{self.validation_nll:.3g}"
+        mse = "-" if np.isnan(self.validation_mse) else f"{self.validation_mse:.3g}"
         latency = "exploring" if np.isnan(self.plan_latency_p50_ms) else (
             f"plan p50 {self.plan_latency_p50_ms:.0f} ms p99 {self.plan_latency_p99_ms:.0f} ms")
         return (f"episode {self.episode + 1}/{episodes}: return {self.episode_return:8.2f}  success "
-                f"{'yes' if self.success else 'no '}  | model v{self.model_version} val NLL {nll}  | {latency}  | "
+                f"{'yes' if self.success else 'no '}  | model v{self.model_version} val MSE {mse}  | {latency}  | "
                 f"missed ticks {self.missed_ticks}")
 
 
@@ -97,7 +99,8 @@ class RunMonitor(Node):
         self._period, self._on_episode = control_period, on_episode
         self._lock = threading.Lock()
         self._window = _EpisodeWindow()
-        self._model_version, self._validation_nll, self._transitions = 0, float("nan"), 0
+        self._model_version, self._transitions = 0, 0
+        self._validation_nll = self._validation_mse = float("nan")
         self._last_command_wall: float | None = None
         self._start_wall = time.monotonic()
         self._previous_end = 0.0
@@ -119,6 +122,7 @@ class RunMonitor(Node):
         with self._lock:
             self._model_version = int(msg.version)
             self._validation_nll = float(extra.get("validation_nll", float("nan")))
+            self._validation_mse = float(extra.get("validation_mse", float("nan")))
             self._transitions = int(extra.get("transitions", self._transitions))
 
     def _on_command(self, msg: Float64MultiArray) -> None:
@@ -140,7 +144,7 @@ class RunMonitor(Node):
             record = EpisodeRecord(
                 episode=int(msg.episode), episode_return=float(msg.episode_return), success=bool(msg.success),
                 length=int(msg.length), transitions=self._transitions, model_version=self._model_version,
-                validation_nll=self._validation_nll,
+                validation_nll=self._validation_nll, validation_mse=self._validation_mse,
                 plan_latency_p50_ms=float(np.percentile(latencies, 50)) if len(latencies) else float("nan"),
                 plan_latency_p99_ms=float(np.percentile(latencies, 99)) if len(latencies) else float("nan"),
                 missed_ticks=window.missed_ticks, sim_time_s=end - self._previous_end,

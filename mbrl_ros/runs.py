@@ -21,7 +21,7 @@ from typing import IO
 import numpy as np
 
 EPISODE_COLUMNS = (
-    "episode", "return", "success", "length", "transitions", "model_version", "validation_nll",
+    "episode", "return", "success", "length", "transitions", "model_version", "validation_nll", "validation_mse",
     "plan_latency_p50_ms", "plan_latency_p99_ms", "missed_ticks", "sim_time_s", "wall_time_s",
 )
 PLAN_COLUMNS = ("time_s", "plan_time_ms", "iterations", "predicted_return", "disagreement", "model_version")
@@ -102,10 +102,14 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
                                                              gridspec_kw={"height_ratios": [2, 1]})
         returns_axis.plot(episodes["episode"], episodes["return"], "o-", label="return")
         returns_axis.set_ylabel("return")
-        # The model each episode was planned with: its held-out NLL falls as the robot learns its dynamics.
-        model_axis.plot(episodes["episode"], episodes["validation_nll"], ".-", color="tab:purple")
+        # The model each episode was planned with: its held-out error falls as the robot learns its dynamics
+        # (runs written before the MSE was logged show the NLL).
+        quality = "validation_mse" if "validation_mse" in episodes else "validation_nll"
+        model_axis.plot(episodes["episode"], episodes[quality], ".-", color="tab:purple")
+        if quality == "validation_mse" and np.nanmin(episodes[quality], initial=np.inf) > 0:
+            model_axis.set_yscale("log")
         model_axis.set_xlabel("episode")
-        model_axis.set_ylabel("model validation NLL")
+        model_axis.set_ylabel("model validation MSE" if quality == "validation_mse" else "model validation NLL")
         success_axis = returns_axis.twinx()
         success_axis.plot(episodes["episode"], episodes["success"], "s--", color="tab:green", label="success")
         success_axis.set_ylabel("success")

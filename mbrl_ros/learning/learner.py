@@ -43,7 +43,8 @@ class ModelRelease:
 
     version: int
     transitions: int
-    validation_nll: float | None  # mean over members of the best validation NLL; None for a resumed model
+    validation_nll: float | None  # mean over members of the kept weights' validation NLL; None for a resumed model
+    validation_mse: float | None  # the same for their validation MSE (normalised units)
     payload: ModelPayload
 
 
@@ -87,7 +88,7 @@ class Learner:
         self.buffer = ReplayBuffer(model.state_dim, model.action_dim, self.data_dir / "transitions", flush_interval)
         self.trainer = ModelTrainer(model, trainer_config, csv_path=self.data_dir / "training.csv")
         self.latest_release: ModelRelease | None = (
-            ModelRelease(self.version, len(self.buffer), None, model_to_payload(model, {"version": self.version}))
+            ModelRelease(self.version, len(self.buffer), None, None, model_to_payload(model, {"version": self.version}))
             if self.version
             else None
         )
@@ -130,10 +131,11 @@ class Learner:
             result = self.trainer.fit_buffer(self.buffer)
             self.version += 1
             validation_nll = float(np.mean(result.best_validation_nll))
+            validation_mse = float(np.mean(result.best_validation_mse))
             extra = {"version": self.version, "transitions": result.train_transitions + result.validation_transitions,
-                     "validation_nll": validation_nll}
+                     "validation_nll": validation_nll, "validation_mse": validation_mse}
             self.store.save(self.model, self.version, extra)
-            release = ModelRelease(self.version, extra["transitions"], validation_nll,
+            release = ModelRelease(self.version, extra["transitions"], validation_nll, validation_mse,
                                    model_to_payload(self.model, extra))
             self.latest_release = release
         if self._on_release is not None:

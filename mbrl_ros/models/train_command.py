@@ -88,9 +88,11 @@ def run(args: argparse.Namespace) -> int:
     result = trainer.fit_buffer(buffer)
     save_model(model.cpu(), args.output, extra={"train_transitions": result.train_transitions,
                                                 "epochs": result.epochs, "elites": result.elites,
-                                                "best_validation_nll": result.best_validation_nll})
+                                                "best_validation_nll": result.best_validation_nll,
+                                                "best_validation_mse": result.best_validation_mse})
     plot_training_curves(args.output / "training.csv", args.output / "training.png")
     print(f"trained {model.kind} on {result.train_transitions} transitions for {result.epochs} epochs "
-          f"({'warm' if result.warm else 'full'} round, {result.wall_time:.1f} s); validation NLL per member: "
+          f"({'warm' if result.warm else 'full'} round, {result.wall_time:.1f} s); validation MSE per member: "
+          f"{[round(value, 4) for value in result.best_validation_mse]}, NLL "
           f"{[round(value, 4) for value in result.best_validation_nll]}; saved to {args.output}")
     return 0

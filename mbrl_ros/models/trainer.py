@@ -6,7 +6,7 @@ weights and optimizer state instead of starting over: the normalisers are refitt
 network re-expressed for them, so that the refit leaves the model's function unchanged
 (:meth:`~mbrl_ros.models.base.LearnedDynamicsModel.refit_normalizers`), then a short round with a cosine-annealed
 learning rate (``TrainerConfig.warm_epochs``) takes in the new data. The first round trains until the
-validation NLL stops improving (early stopping); in every round each member keeps its best weights.
+validation score stops improving (early stopping); in every round each member keeps its best weights.
 
 Every epoch is logged to a CSV (one row per epoch, all rounds in one file) that
 :func:`plot_training_curves` draws.
@@ -50,6 +50,12 @@ class TrainerConfig:
         min_improvement: decrease of the members' mean best validation NLL (nats per dimension) that counts as
             the ensemble improving. Each member keeps its own best weights whatever the decrease.
         validation_fraction: share of the transitions held out (ReplayBuffer.split) by :meth:`fit_buffer`.
+        validation_score: what early stopping, each member's best weights and the elites go by: ``"mse"``, the
+            held-out error of the predicted mean, as PETS's reference code and mbrl-lib do (scored in nats as
+            ``0.5 log MSE``, the NLL of a Gaussian whose variance is that error, so that ``min_improvement`` and
+            ``warm_tolerance`` read alike for both); or ``"nll"``, the held-out Gaussian NLL. On a near-
+            deterministic simulator the NLL rewards a collapsing variance, and one held-out transition no model
+            predicts (a cart hitting its end stop) then makes every update look worse than none.
         bootstrap: each member trains on its own resample (with replacement) of the training set.
         num_elites: members kept as elites after each round (best validation NLL); None: all of them.
         warm_epochs: epochs of the annealed phase that ends every round, and is all of a warm round (one that
@@ -77,6 +83,7 @@ class TrainerConfig:
     patience: int = 5
     min_improvement: float = 0.01
     validation_fraction: float = 0.1
+    validation_score: str = "mse"
     bootstrap: bool = True
     num_elites: int | None = None
     warm_epochs: int | None = 5
@@ -126,7 +133,10 @@ class TrainingResult:
         round: 0 for the first :meth:`ModelTrainer.fit`, then 1, 2, ...
         epochs: epochs run, all phases.
         stopped_early: the early-stopped phase ended because the ensemble did not improve for ``patience`` epochs.
-        best_validation_nll: (E,) per member, nats per dimension, in the normalised units of this round.
+        best_validation_nll: (E,) per member, the validation NLL of the weights kept, nats per dimension, in the
+            normalised units of this round.
+        best_validation_mse: (E,) per member, the validation MSE of the weights kept, normalised units.
+        best_validation_score: (E,) per member, the ``validation_score`` of the weights kept (nats).
         elites: the elite members.
         train_transitions: transitions trained on.
         validation_transitions: transitions held out.
@@ -138,6 +148,8 @@ class TrainingResult:
     epochs: int
     stopped_early: bool
     best_validation_nll: list[float] = field(default_factory=list)
+    best_validation_mse: list[float] = field(default_factory=list)
+    best_validation_score: list[float] = field(default_factory=list)
     elites: list[int] = field(default_factory=list)
     train_transitions: int = 0
     validation_transitions: int = 0
@@ -152,7 +164,9 @@ class _Round:
     index: int
     start: float  # time.perf_counter() when the round began
     train_transitions: int
-    best: Tensor  # (E,) each member's best validation NLL in the round
+    best: Tensor  # (E,) each member's best validation score in the round (nats)
+    best_nll: Tensor  # (E,) the validation NLL of each member's best weights
+    best_mse: Tensor  # (E,) their validation MSE
     snapshot: dict[str, Tensor]  # each member's best weights
     pairs: Tensor  # (N, I + S) normalised inputs and targets
     validation: tuple[Tensor, Tensor]  # normalised validation inputs (V, I) and targets (V, S)
@@ -181,6 +195,8 @@ class ModelTrainer:
             raise ValueError(f"device {self.config.device!r} was asked for, but CUDA is not available")
         if self.config.batch_size < 1 or self.config.max_epochs < 0 or self.config.patience < 1:
             raise ValueError("batch_size and patience must be positive and max_epochs non-negative")
+        if self.config.validation_score not in ("mse", "nll"):
+            raise ValueError(f"validation_score must be 'mse' or 'nll', got {self.config.validation_score!r}")
         if self.config.warm_epochs is not None and self.config.warm_epochs < 1:
             raise ValueError(f"warm_epochs must be positive or None, got {self.config.warm_epochs}")
         self.model = model.to(self.device)
@@ -190,7 +206,7 @@ class ModelTrainer:
             fused=self.device.type in ("cpu", "cuda"),
         )
         self.rounds = 0
-        self._previous_raw_nll: float | None = None  # the last round's members' mean best NLL, raw units
+        self._previous_raw_score: float | None = None  # the last round's members' mean best score, raw units
         if self.device.type == "cpu" and self.config.keep_freed_memory:
             keep_freed_memory_in_heap()
 
@@ -231,10 +247,12 @@ class ModelTrainer:
             validation_targets = model.target_normalizer.normalize(validation_targets)
         else:  # training data scores the epochs, as in mbrl-lib
             validation_inputs, validation_targets = inputs[:_EVALUATION_ROWS], targets[:_EVALUATION_ROWS]
-        best, _ = self._evaluate(validation_inputs, validation_targets)
-        surprise = self._raw_nll(best) - self._previous_raw_nll if self._previous_raw_nll is not None else 0.0
+        best_nll, best_mse = self._evaluate(validation_inputs, validation_targets)
+        best = self._score(best_nll, best_mse)
+        surprise = self._raw_score(best) - self._previous_raw_score if self._previous_raw_score is not None else 0.0
         warm = continuing and config.warm_epochs is not None and surprise <= config.warm_tolerance
-        state = _Round(index=self.rounds, start=start, train_transitions=len(train), best=best,
+        state = _Round(index=self.rounds, start=start, train_transitions=len(train), best=best, best_nll=best_nll,
+                       best_mse=best_mse,
                        snapshot={name: value.clone() for name, value in model.state_dict().items()},
                        pairs=torch.cat([inputs, targets], dim=-1), validation=(validation_inputs, validation_targets))
         self.rounds += 1
@@ -259,15 +277,16 @@ class ModelTrainer:
         if hasattr(model, "set_elites"):
             model.set_elites(elites)
         model.eval()
-        self._previous_raw_nll = self._raw_nll(state.best)
-        return TrainingResult(state.index, state.epoch, state.stopped_early, state.best.tolist(), elites,
-                              len(train), len(validation_inputs), time.perf_counter() - start, warm)
+        self._previous_raw_score = self._raw_score(state.best)
+        return TrainingResult(state.index, state.epoch, state.stopped_early, state.best_nll.tolist(),
+                              state.best_mse.tolist(), state.best.tolist(), elites, len(train), len(validation_inputs),
+                              time.perf_counter() - start, warm)
 
     def _run_phase(self, state: "_Round", epochs: int, annealed: bool, generator: torch.Generator,
                    progress: tqdm, on_epoch: Callable[[EpochReport], bool] | None) -> bool:
         """Up to ``epochs`` epochs; early stopping unless ``annealed``. Returns whether the round must end now."""
         config, model = self.config, self.model
-        reference = state.best.mean().item()  # the members' mean best NLL when the ensemble last improved enough
+        reference = state.best.mean().item()  # the members' mean best score when the ensemble last improved enough
         epochs_since_improvement = 0
         for phase_epoch in range(1, epochs + 1):
             for group in self.optimizer.param_groups:
@@ -276,10 +295,13 @@ class ModelTrainer:
             order = torch.randperm(state.rows.shape[1], generator=generator, device=self.device)
             train_loss = self._train_epoch(state.pairs, state.rows[:, order])
             nll, mse = self._evaluate(*state.validation)
-            improved = nll < state.best  # every member keeps its best weights...
+            score = self._score(nll, mse)
+            improved = score < state.best  # every member keeps its best weights...
             if improved.any():
                 self._keep_improved(state.snapshot, improved)
-                state.best = torch.where(improved, nll, state.best)
+                state.best = torch.where(improved, score, state.best)
+                state.best_nll = torch.where(improved, nll, state.best_nll)
+                state.best_mse = torch.where(improved, mse, state.best_mse)
             if state.best.mean().item() < reference - config.min_improvement:  # ...the ensemble decides when to stop
                 reference = state.best.mean().item()
                 epochs_since_improvement = 0
@@ -287,7 +309,7 @@ class ModelTrainer:
                 epochs_since_improvement += 1
             state.epoch += 1
             report = EpochReport(state.index, state.epoch, state.train_transitions, state.validation[0].shape[0],
-                                 train_loss, nll.mean().item(), mse.mean().item(), state.best.mean().item(),
+                                 train_loss, nll.mean().item(), mse.mean().item(), state.best_nll.mean().item(),
                                  self.optimizer.param_groups[0]["lr"], time.perf_counter() - state.start)
             self._log(report)
             progress.update()
@@ -301,9 +323,13 @@ class ModelTrainer:
                 return False
         return False
 
-    def _raw_nll(self, nll: Tensor) -> float:
-        """Members' mean NLL (E,) in normalised units -> the same in raw units (comparable across rounds)."""
-        return nll.mean().item() + torch.log(self.model.target_normalizer.std).mean().item()
+    def _score(self, nll: Tensor, mse: Tensor) -> Tensor:
+        """Per-member validation NLL and MSE (E,) -> the ``validation_score`` (E,), nats per dimension."""
+        return nll if self.config.validation_score == "nll" else 0.5 * mse.clamp_min(1e-30).log()
+
+    def _raw_score(self, score: Tensor) -> float:
+        """Members' mean score (E,) in normalised units -> the same in raw units (comparable across rounds)."""
+        return score.mean().item() + torch.log(self.model.target_normalizer.std).mean().item()
 
     def _learning_rate(self, epoch: int, annealed_epochs: int | None) -> float:
         """Adam's step size for ``epoch`` (1, 2, ...): constant, or cosine-annealed over ``annealed_epochs``."""

@@ -201,9 +201,10 @@ class DynamicsLearner(Node):
                           weights=payload.weights, sha256=payload.sha256)
         msg.header.stamp = self.get_clock().now().to_msg()
         self._publisher.publish(msg)
-        nll = "resumed" if release.validation_nll is None else f"validation NLL {release.validation_nll:.4g}"
+        quality = "resumed" if release.validation_nll is None else (
+            f"validation MSE {release.validation_mse:.4g}, NLL {release.validation_nll:.4g}")
         self.get_logger().info(f"published model version {release.version} ({release.transitions} transitions, "
-                               f"{nll})")
+                               f"{quality})")
         if self._policy_publisher is not None and len(self.learner.buffer) > 0:
             self._export_policy(release.version)
 
@@ -244,6 +245,7 @@ class DynamicsLearner(Node):
         release = self.learner.latest_release
         values = {"transitions": len(self.learner.buffer), "model_version": self.learner.version,
                   "validation_nll": "" if release is None else release.validation_nll,
+                  "validation_mse": "" if release is None else release.validation_mse,
                   "rejected_messages": sum(self.rejected.values())}
         for namespace, robot in self._robots.items():
             stats = robot.transitions.stats

@@ -173,8 +173,45 @@ def test_elites_are_the_members_with_the_best_validation_scores():
     data = pendulum_data(np.random.default_rng(6), 600)
     model = ProbabilisticEnsemble(2, 1, ensemble_size=4, hidden_layers=2, hidden_units=32)
     result = ModelTrainer(model, TrainerConfig(max_epochs=5, num_elites=2, **QUIET)).fit(data)
-    expected = sorted(np.argsort(result.best_validation_nll)[:2].tolist())
+    expected = sorted(np.argsort(result.best_validation_score)[:2].tolist())
     assert result.elites == expected == model.elites()
+    inputs, targets = _normalised(model, data)
+    _, mse = model.validation_scores(inputs.expand(4, -1, -1), targets.expand(4, -1, -1))
+    torch.testing.assert_close(torch.tensor(result.best_validation_score), 0.5 * mse.log())  # PETS: held-out MSE
+
+
+@pytest.mark.parametrize("validation_score", ["mse", "nll"])
+def test_a_held_out_transition_no_model_predicts_does_not_stop_the_model_learning(validation_score: str):
+    """Deterministic data (a simulator) and one held-out jump (a cart hitting its end stop): under the NLL
+    the variance collapses on the training data and makes every update look worse than none."""
+    torch.manual_seed(8)
+    rng = np.random.default_rng(8)
+
+    def deterministic(count: int) -> TransitionBatch:
+        x = rng.uniform(-1, 1, (count, 1))
+        return transitions(x, no_actions(count), x + 0.2 * np.sin(3 * x))
+
+    clean = deterministic(200)
+    validation = deterministic(40)
+    validation = transitions(np.vstack([validation.states, [[0.0]]]), no_actions(41),
+                             np.vstack([validation.next_states, [[2.0]]]))  # a jump ten times the largest step
+    model = ProbabilisticEnsemble(1, 0, ensemble_size=2, hidden_layers=2, hidden_units=64)
+    trainer = ModelTrainer(model, TrainerConfig(max_epochs=3, batch_size=32, validation_score=validation_score,
+                                                **QUIET))
+    trainer.fit(deterministic(100), validation)  # the first episode: a rough model
+
+    def clean_error() -> float:
+        inputs, targets = _normalised(model, clean)
+        return model.validation_scores(inputs.expand(2, -1, -1), targets.expand(2, -1, -1))[1].mean().item()
+
+    rough = clean_error()
+    for _ in range(4):  # more episodes of the same system
+        trainer.fit(deterministic(1000), validation)
+    improvement = rough / clean_error()
+    if validation_score == "mse":
+        assert improvement > 5, f"the model learned from 4000 more transitions only {improvement:.2f}x"
+    else:  # why the default is the held-out MSE: here the NLL keeps the rough model
+        assert improvement < 2
 
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -17,8 +17,9 @@ def write_run(run_dir: Path, episodes: int = 5) -> None:
     for episode in range(1, episodes + 1):
         logs["episodes"].write(
             episode=episode, **{"return": 20.0 * episode}, success=episode > 3, length=200, transitions=200 * episode,
-            model_version=episode - 1, validation_nll=1.0 / episode, plan_latency_p50_ms=40.0,
-            plan_latency_p99_ms=80.0, missed_ticks=episode % 2, sim_time_s=4.0 * episode, wall_time_s=6.0 * episode,
+            model_version=episode - 1, validation_nll=1.0 / episode, validation_mse=0.5 / episode,
+            plan_latency_p50_ms=40.0, plan_latency_p99_ms=80.0, missed_ticks=episode % 2, sim_time_s=4.0 * episode,
+            wall_time_s=6.0 * episode,
         )
     for k in range(300):
         logs["plans"].write(time_s=0.1 * k, plan_time_ms=rng.gamma(4, 10), iterations=5, predicted_return=1.0,
