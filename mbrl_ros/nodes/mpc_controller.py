@@ -515,7 +515,8 @@ class MpcController(Node):
                                                    f"{self.get_name()}: planner", message, self.task.name, values))
 
     def destroy_node(self) -> None:
-        if self._worker is not None and self.mode == "realtime":
+        # _worker is absent when the constructor refused its parameters
+        if getattr(self, "_worker", None) is not None and self.mode == "realtime":
             self._worker.stop()  # never leave the planner thread inside torch at exit
         super().destroy_node()
 

@@ -103,6 +103,13 @@ def test_bad_parameter_files_are_refused_naming_the_file_and_setting(tmp_path):
     unknown.write_text(CONFIG.read_text().replace("batch_size: 32", "batch_sise: 32"))
     with pytest.raises(ValueError, match=r"unknown trainer setting\(s\) \['batch_sise'\]"):
         learner_settings(unknown)
+    mistyped = tmp_path / "mistyped.yaml"
+    mistyped.write_text(CONFIG.read_text().replace("batch_size: 32", "batch_size: thirty-two"))
+    with pytest.raises(ValueError, match=r"trainer setting batch_size must be int, got 'thirty-two'"):
+        learner_settings(mistyped)
+    null = tmp_path / "null.yaml"
+    null.write_text(CONFIG.read_text().replace("batch_size: 32", "batch_size: 32\n      warm_epochs: null"))
+    assert learner_settings(null).trainer.warm_epochs is None  # a field that may be None takes null
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
     with pytest.raises(ValueError, match="not a parameter file"):
         learner_settings(tmp_path / "list.yaml")
