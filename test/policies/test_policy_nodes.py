@@ -4,6 +4,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import rclpy
 import torch
 from rclpy.parameter import Parameter
@@ -144,3 +145,20 @@ def test_the_policy_acts_while_the_first_plan_is_not_ready(ros_executor):
     expected = policy(torch.as_tensor(state, dtype=torch.float32)).detach().numpy()
     with lock:
         assert any(np.allclose(command, expected, atol=1e-5) for command in commands)
+
+
+def test_nodes_refusing_their_parameters_say_which_and_shut_down_cleanly(tmp_path):
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    bad = {DynamicsLearner: {"task": "cartpole_swingup", "data_dir": str(tmp_path), "trainer.batch_size": "big"},
+           MpcController: {"task": "cartpole_swingup", "planner_threads": 1, "mode": "sideways"}}
+    messages = {DynamicsLearner: "trainer setting batch_size must be int, got 'big'", MpcController: "mode"}
+    refusals = []  # their tracebacks keep the refused nodes alive, as a program reporting the error does
+    try:
+        for node_class, parameters in bad.items():
+            with pytest.raises(ValueError, match=messages[node_class]) as refusal:
+                node_class(context=context,
+                           parameter_overrides=[Parameter(name, value=value) for name, value in parameters.items()])
+            refusals.append(refusal)
+    finally:
+        context.try_shutdown()  # destroys every node of the context, the refused ones too: no second error
