@@ -47,7 +47,7 @@ class TrainerConfig:
             uses growing values, e.g. [2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4]).
         max_epochs: the most epochs of a round's early-stopped phase.
         patience: epochs without the ensemble improving before the round stops.
-        min_improvement: decrease of the members' mean best validation NLL (nats per dimension) that counts as
+        min_improvement: decrease of the members' mean best validation score (nats per dimension) that counts as
             the ensemble improving. Each member keeps its own best weights whatever the decrease.
         validation_fraction: share of the transitions held out (ReplayBuffer.split) by :meth:`fit_buffer`.
         validation_score: what early stopping, each member's best weights and the elites go by: ``"mse"``, the
@@ -57,14 +57,14 @@ class TrainerConfig:
             deterministic simulator the NLL rewards a collapsing variance, and one held-out transition no model
             predicts (a cart hitting its end stop) then makes every update look worse than none.
         bootstrap: each member trains on its own resample (with replacement) of the training set.
-        num_elites: members kept as elites after each round (best validation NLL); None: all of them.
+        num_elites: members kept as elites after each round (best validation score); None: all of them.
         warm_epochs: epochs of the annealed phase that ends every round, and is all of a warm round (one that
             continues a trained model, see ``warm_tolerance``): the learning rate follows a cosine from
             ``learning_rate`` to ``learning_rate * warm_final_lr_fraction``. A few annealed epochs give a better
             model than many at a constant rate, in a fraction of the time. None: no annealing, every round is
             early-stopped at a constant rate.
         warm_final_lr_fraction: where the warm rounds' cosine ends, as a fraction of ``learning_rate``.
-        warm_tolerance: how much worse (nats per dimension) the validation NLL may be at the start of a round
+        warm_tolerance: how much worse (nats per dimension) the validation score may be at the start of a round
             than at the end of the previous one for the round to be warm: data from a new region of the state
             space (a worse NLL) gets a full round.
         time_limit: seconds after which a round stops at the end of its epoch; None: no limit.
