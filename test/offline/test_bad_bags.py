@@ -2,6 +2,7 @@
 
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,20 +96,19 @@ def test_a_directory_that_is_no_bag_is_refused(settings, tmp_path):
 
 
 def test_bad_parameter_files_are_refused_naming_the_file_and_setting(tmp_path):
-    broken = tmp_path / "broken.yaml"
-    broken.write_text(CONFIG.read_text().replace("kind: ensemble", "kind: transformer"))
+    def edited(name: str, old: str, new: str) -> Path:
+        """The test config with ``old`` replaced by ``new``, written to ``name``."""
+        path = tmp_path / name
+        path.write_text(CONFIG.read_text().replace(old, new))
+        return path
+
     with pytest.raises(ValueError, match=r"broken.yaml: .*transformer"):
-        learner_settings(broken)
-    unknown = tmp_path / "unknown.yaml"
-    unknown.write_text(CONFIG.read_text().replace("batch_size: 32", "batch_sise: 32"))
+        learner_settings(edited("broken.yaml", "kind: ensemble", "kind: transformer"))
     with pytest.raises(ValueError, match=r"unknown trainer setting\(s\) \['batch_sise'\]"):
-        learner_settings(unknown)
-    mistyped = tmp_path / "mistyped.yaml"
-    mistyped.write_text(CONFIG.read_text().replace("batch_size: 32", "batch_size: thirty-two"))
+        learner_settings(edited("unknown.yaml", "batch_size: 32", "batch_sise: 32"))
     with pytest.raises(ValueError, match=r"trainer setting batch_size must be int, got 'thirty-two'"):
-        learner_settings(mistyped)
-    null = tmp_path / "null.yaml"
-    null.write_text(CONFIG.read_text().replace("batch_size: 32", "batch_size: 32\n      warm_epochs: null"))
+        learner_settings(edited("mistyped.yaml", "batch_size: 32", "batch_size: thirty-two"))
+    null = edited("null.yaml", "batch_size: 32", "batch_size: 32\n      warm_epochs: null")
     assert learner_settings(null).trainer.warm_epochs is None  # a field that may be None takes null
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
     with pytest.raises(ValueError, match="not a parameter file"):
