@@ -264,7 +264,8 @@ def test_data_from_a_new_region_gets_a_full_round_not_a_warm_one():
     assert not result.warm and result.epochs > 3
 
 
-@pytest.mark.parametrize("setting", [{"batch_size": 0}, {"patience": 0}, {"max_epochs": -1}, {"warm_epochs": 0}])
+@pytest.mark.parametrize("setting", [{"batch_size": 0}, {"patience": 0}, {"max_epochs": -1}, {"warm_epochs": 0},
+                                     {"validation_score": "r2"}])
 def test_invalid_trainer_settings_are_rejected(setting):
     with pytest.raises(ValueError):
         ModelTrainer(DeterministicMLP(2, 1, hidden_units=8), TrainerConfig(**setting))
