@@ -2,9 +2,11 @@
 
 P2 (``--part p2``): the Shadow hand at the PDDM cube config (MPPI, 1000 samples, horizon 7, a 3-member 2x250
 ensemble): the mujoco_bridge (realtime) and the mpc_controller (realtime, commands at 50 Hz) run as the
-installed executables, each in its own process; this process publishes one model and listens to the
-commands. Prints the replanning rate against its goal (10 Hz), the share of missed ticks against 1 %, and the
-p99 of the command period's deviation from 20 ms, measured on the subscriber side, against 2 ms.
+installed executables, each in its own process; this process listens to the commands, first while the
+controller explores (no model, no planner: the floor this machine sets), then after publishing one model.
+Prints the replanning rate against its goal (10 Hz), the share of missed ticks against 1 %, and the p99 of
+the command period's deviation from 20 ms, measured on the subscriber side, against 2 ms and against the
+exploring graph's.
 
 P3 (``--part p3``): cart-pole swing-up through the embedded graph in lockstep with the shipped config
 (``mbrl-ros up cartpole_swingup``), for each seed: the return of every episode; prints the mean over seeds
@@ -24,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -67,21 +70,34 @@ def p2(seconds: float) -> None:
     model = ProbabilisticEnsemble(task.state_dim, task.action_dim, ensemble_size=3, hidden_layers=2,
                                   hidden_units=250, activation="relu")
     payload = model_to_payload(model)
-    models.publish(ModelUpdate(version=1, kind=payload.kind, metadata_json=payload.metadata_json,
-                               weights=list(payload.weights), sha256=payload.sha256))
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    try:
+
+    def wait_for(condition: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + 120
-        while not any(d.get("model_version") == "1" for d in diagnostics) and time.monotonic() < deadline:
+        while not condition():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {what} within 120 s")
             time.sleep(0.2)
-        time.sleep(3.0)  # past the first plans' warm-up
-        start, ticks_before = len(arrivals), int(diagnostics[-1]["ticks"])
-        missed_before = int(diagnostics[-1]["missed_deadlines"])
+
+    def measure() -> tuple[np.ndarray, int, int]:
+        """Command arrival times (s) over the window, and the controller's ticks and missed ticks in it."""
+        time.sleep(3.0)  # past the start-up (or the first plans' warm-up)
+        start, before = len(arrivals), diagnostics[-1]
         time.sleep(seconds)
-        window = np.array(arrivals[start:])
+        after = diagnostics[-1]
+        return (np.array(arrivals[start:]), int(after["ticks"]) - int(before["ticks"]),
+                int(after["missed_deadlines"]) - int(before["missed_deadlines"]))
+
+    try:
+        wait_for(lambda: diagnostics and len(arrivals) > 0, "commands")
+        exploring, _, _ = measure()  # the same graph without a model: no planner running, the floor
+        models.publish(ModelUpdate(version=1, kind=payload.kind, metadata_json=payload.metadata_json,
+                                   weights=list(payload.weights), sha256=payload.sha256))
+        wait_for(lambda: any(d.get("model_version") == "1" for d in diagnostics), "plans with the model")
+        window, ticks, missed = measure()
         last = diagnostics[-1]
     finally:
         executor.shutdown()
@@ -91,10 +107,7 @@ def p2(seconds: float) -> None:
             process.wait(timeout=30)
         node.destroy_node()
         rclpy.try_shutdown()
-    periods = np.diff(window)
-    jitter = np.abs(periods - 1.0 / COMMAND_RATE) * 1e3
-    ticks = int(last["ticks"]) - ticks_before
-    missed = int(last["missed_deadlines"]) - missed_before
+    jitter, floor = period_deviation_ms(window), period_deviation_ms(exploring)
     print(f"P2 Shadow hand, PDDM config (MPPI 1000 x horizon 7, ensemble 3 x 2x250), {seconds:.0f} s:")
     print(f"  replanning rate {float(last['replan_rate_hz']):.1f} Hz (goal >= 10), plan latency p50 "
           f"{float(last['plan_latency_p50_ms']):.0f} ms, p99 {float(last['plan_latency_p99_ms']):.0f} ms")
@@ -103,6 +116,14 @@ def p2(seconds: float) -> None:
           f"{missed} of {ticks} = {100 * missed / max(ticks, 1):.2f} % (goal < 1 %)")
     print(f"  period deviation from {1e3 / COMMAND_RATE:.0f} ms at the subscriber: p50 {np.percentile(jitter, 50):.2f}"
           f" ms, p99 {np.percentile(jitter, 99):.2f} ms (goal < 2 ms), max {jitter.max():.2f} ms")
+    print(f"  the same graph exploring, before the model (no planner running): p50 {np.percentile(floor, 50):.2f} ms,"
+          f" p99 {np.percentile(floor, 99):.2f} ms, max {floor.max():.2f} ms; planning adds "
+          f"{np.percentile(jitter, 99) - np.percentile(floor, 99):.2f} ms to the p99")
+
+
+def period_deviation_ms(arrivals: np.ndarray) -> np.ndarray:
+    """|period - 1/COMMAND_RATE| (ms) between consecutive arrival times (s)."""
+    return np.abs(np.diff(arrivals) - 1.0 / COMMAND_RATE) * 1e3
 
 
 def p3(seeds: int, episodes: int, quick: bool) -> None:
