@@ -22,9 +22,6 @@ commands the robot received in the newest ``policy_window`` transitions (the con
 and publishes it as a ``policy`` ModelUpdate on ``policy_topic``, for a controller's ``planner: policy``.
 """
 
-import dataclasses
-import types
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +45,7 @@ from mbrl_ros.nodes.parameters import declare_defaults, section
 from mbrl_ros.nodes.robot_streams import RobotStreams, RobotTopics, transition_batch
 from mbrl_ros.nodes.spinning import run_node
 from mbrl_ros.policies import ImitationConfig, clone_policy
+from mbrl_ros.settings import dataclass_from_dict
 from mbrl_ros.tasks import Task, make_task
 
 STATE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
@@ -70,50 +68,6 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "policy_topic": ("/policy_update", "topic the exported policies are published on"),
     "policy_window": (5000, "newest transitions the exported policy imitates"),
 }
-
-
-NULL_SPELLINGS = ("", "~", "null", "none", "None")  # how a YAML null reaches a node: ROS parameters have no null
-
-
-def dataclass_from_dict(cls: type, values: dict[str, Any], what: str) -> Any:
-    """``cls(**values)``, every value checked against its field's annotation; an unknown key or a value of the
-    wrong type is a ValueError naming the setting. A field that may be None takes ``null`` (any of
-    :data:`NULL_SPELLINGS`) for None."""
-    known = {field.name for field in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown {what} setting(s) {unknown}; the settings are {sorted(known)}")
-    hints = typing.get_type_hints(cls)
-    checked = {}
-    for name, value in values.items():
-        annotation = hints[name]
-        if _accepts(annotation, None) and value in NULL_SPELLINGS:
-            value = None
-        if not _accepts(annotation, value):
-            raise ValueError(f"{what} setting {name} must be {_describe(annotation)}, got {value!r}")
-        checked[name] = value
-    return cls(**checked)
-
-
-def _accepts(annotation: Any, value: Any) -> bool:
-    """Whether ``value`` fits the type ``annotation`` (an int fits a float; a bool fits neither)."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return any(_accepts(option, value) for option in typing.get_args(annotation))
-    if annotation is Any:
-        return True
-    if annotation is type(None):
-        return value is None
-    if typing.get_origin(annotation) in (list, tuple):
-        return isinstance(value, list | tuple)
-    if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return not isinstance(annotation, type) or isinstance(value, annotation)
-
-
-def _describe(annotation: Any) -> str:
-    return "null" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
 
 
 def model_factory(task: Task, settings: dict[str, Any]):

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from mbrl_ros.models import LearnedDynamicsModel, TrainerConfig
+from mbrl_ros.settings import dataclass_from_dict
 from mbrl_ros.tasks import Task, make_task
 
 LEARNER_NODE = "dynamics_learner"
@@ -74,7 +75,7 @@ def learner_settings(path: str | os.PathLike) -> LearnerSettings:
     Raises:
         ValueError: an unreadable file or unusable settings, naming the file and the setting.
     """
-    from mbrl_ros.nodes.dynamics_learner import PARAMETERS, dataclass_from_dict
+    from mbrl_ros.nodes.dynamics_learner import PARAMETERS
 
     path = Path(path)
     try:

@@ -7,7 +7,7 @@ seeds. Everything is chosen by name in a :class:`MPCConfig` (a plain mapping in 
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -20,6 +20,7 @@ from mbrl_ros.planning.propagation import PROPAGATION_MODES, RewardFn, Terminati
 from mbrl_ros.planning.registry import PLANNERS, make_optimizer
 from mbrl_ros.planning.sampling import make_generators
 from mbrl_ros.policies.network import PolicyNetwork
+from mbrl_ros.settings import dataclass_from_dict
 
 
 @dataclass(frozen=True)
@@ -82,14 +83,11 @@ class MPCConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "MPCConfig":
-        """Builds a config from a mapping (a YAML section); unknown keys are an error, not ignored."""
+        """Builds a config from a mapping (a YAML section or a node's ``mpc.*`` parameters): an unknown key or a
+        value of the wrong type is a ValueError naming the setting; ``null`` sets an optional one to None."""
         if not isinstance(values, Mapping):
             raise ValueError(f"an MPC config must be a mapping, got {type(values).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown MPC setting(s) {unknown}; the settings are {sorted(known)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "MPC")
 
 
 @dataclass

@@ -168,6 +168,7 @@ def test_configs_are_validated_with_clear_errors():
                           {**config, "propagation": "deterministic"})
     assert mpc.horizon == 10 and mpc.optimizer.population == 40
     assert MPCConfig.from_dict(config).particles is None
+    assert MPCConfig.from_dict({"particles": "null", "discount": 1}).particles is None  # YAML null via ROS
     for bad, message in [
         ({"horizon": 0}, "horizon"),
         ({"horizon": 5, "replan_every": 6}, "replan_every"),
@@ -177,6 +178,8 @@ def test_configs_are_validated_with_clear_errors():
         ({"warm_start": "yes"}, "warm_start"),
         ({"device": "abacus"}, "device"),
         ({"horizons": 5}, r"unknown MPC setting\(s\) \['horizons'\]"),
+        ({"discount": "high"}, "MPC setting discount must be float, got 'high'"),
+        ({"optimizer": 3}, "MPC setting optimizer must be str, got 3"),
     ]:
         with pytest.raises(ValueError, match=message):
             MPCConfig.from_dict(bad)
