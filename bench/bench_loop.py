@@ -8,6 +8,13 @@ Prints the replanning rate against its goal (10 Hz), the share of missed ticks a
 the command period's deviation from 20 ms, measured on the subscriber side, against 2 ms and against the
 exploring graph's.
 
+P3 hand (``--part hand``): the Shadow hand cube task through the embedded graph in lockstep with the shipped
+config (``mbrl-ros up shadow_hand_cube``) for ``--sim-minutes`` of simulated interaction (60: the goal's hour,
+900 episodes of 4 s, about 2.5-3 h on 2 cores); prints the success rate of every block of ``--block``
+simulated minutes as it goes (so a stopped run still reports), against the goal (>= 80 % within one hour),
+and writes ``bench/results/bench_loop_hand.png``; the run directory (episodes.csv) is
+``bench/results/hand-run``.
+
 P3 (``--part p3``): cart-pole swing-up through the embedded graph in lockstep with the shipped config
 (``mbrl-ros up cartpole_swingup``), for each seed: the return of every episode; prints the mean over seeds
 per episode against the goals (>= 180 by episode 5, >= 195 by episode 10) and writes
@@ -15,11 +22,13 @@ per episode against the goals (>= 180 by episode 5, >= 195 by episode 10) and wr
 
     .venv/bin/python bench/bench_loop.py --part p2 [--seconds 30]
     .venv/bin/python bench/bench_loop.py --part p3 [--seeds 3] [--episodes 10]
-    .venv/bin/python bench/bench_loop.py --quick     # both, briefly
+    .venv/bin/python bench/bench_loop.py --part hand [--sim-minutes 60] [--block 5]
+    .venv/bin/python bench/bench_loop.py --quick     # p2 and p3, briefly
 Needs the environment of `make test` (DDS on loopback): run it through `make bench` or export the two variables.
 """
 
 import argparse
+import shutil
 import signal
 import subprocess
 import sys
@@ -169,18 +178,68 @@ def p3(seeds: int, episodes: int, quick: bool) -> None:
     print(f"  curves in {RESULTS / 'bench_loop_p3.png'}")
 
 
+def hand(sim_minutes: float, block_minutes: float) -> None:
+    from mbrl_ros.runner import RunOptions, run
+
+    task = make_task("shadow_hand_cube")
+    episode_minutes = task.dt * task.episode_length / 60.0
+    episodes, per_block = round(sim_minutes / episode_minutes), max(1, round(block_minutes / episode_minutes))
+    run_dir = RESULTS / "hand-run"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    successes: list[bool] = []
+    started = time.monotonic()
+    print(f"P3 Shadow hand cube, lockstep, shipped config: {episodes} episodes ({sim_minutes:g} simulated min); "
+          f"success rate per {per_block * episode_minutes:g} simulated min (goal >= 80 % within 60):", flush=True)
+
+    def on_episode(record) -> None:
+        successes.append(bool(record.success))
+        if len(successes) % per_block == 0:
+            rate = 100 * np.mean(successes[-per_block:])
+            print(f"  simulated min {len(successes) * episode_minutes:5.1f}: success {rate:5.1f} %  (wall "
+                  f"{(time.monotonic() - started) / 60:.0f} min, model v{record.model_version}, val MSE "
+                  f"{record.validation_mse:.3g})", flush=True)
+
+    run(RunOptions(config_path("shadow_hand_cube"), episodes=episodes, mode="lockstep", run_dir=run_dir), on_episode)
+    plot_success(successes, per_block, episode_minutes)
+
+
+def plot_success(successes: list[bool], per_block: int, episode_minutes: float) -> None:
+    """Success rate per block of episodes against simulated minutes, into bench/results/bench_loop_hand.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    blocks = len(successes) // per_block
+    rates = [100 * np.mean(successes[b * per_block:(b + 1) * per_block]) for b in range(blocks)]
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot([(b + 1) * per_block * episode_minutes for b in range(blocks)], rates, "o-")
+    axis.axhline(80, color="k", linestyle=":", label="goal within 60 min")
+    axis.set(xlabel="simulated minutes of interaction", ylabel="success rate (%)", ylim=(0, 100),
+             title="Shadow hand cube through the graph (lockstep)")
+    axis.legend()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    figure.savefig(RESULTS / "bench_loop_hand.png", dpi=100)
+    print(f"  curve in {RESULTS / 'bench_loop_hand.png'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=["p2", "p3"], help="one part only (default: both)")
+    parser.add_argument("--part", choices=["p2", "p3", "hand"], help="one part only (default: p2 and p3)")
     parser.add_argument("--seconds", type=float, default=30.0, help="P2 measuring window (s)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--quick", action="store_true", help="a short smoke run of both parts")
+    parser.add_argument("--sim-minutes", type=float, default=60.0, help="hand: simulated minutes to run")
+    parser.add_argument("--block", type=float, default=5.0, help="hand: simulated minutes per success rate")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run of p2 and p3")
     args = parser.parse_args()
     if args.part in (None, "p2"):
         p2(5.0 if args.quick else args.seconds)
     if args.part in (None, "p3"):
         p3(1 if args.quick else args.seeds, 2 if args.quick else args.episodes, args.quick)
+    if args.part == "hand":
+        hand(args.sim_minutes, args.block)
 
 
 if __name__ == "__main__":
