@@ -1,0 +1,117 @@
+"""The planner's ceiling on a task: the shipped config's optimizer planning with the simulator as its model.
+
+Every candidate action sequence is rolled out in MuJoCo itself (``mujoco.rollout``, one thread per core) from
+the true current state, and scored with the task's own reward and termination on the task's states, so what
+the closed loop scores here is what the learned model could reach at best with the same optimizer, horizon
+and warm start. A learned model that scores far below it is the bottleneck, not the planner.
+
+    .venv/bin/python bench/bench_oracle.py [--config shadow_hand_cube] [--episodes 5] [--population 200]
+"""
+
+import argparse
+import os
+import time
+
+import mujoco
+import numpy as np
+import torch
+import yaml
+from mujoco import rollout
+
+from mbrl_ros.planning.registry import make_optimizer
+from mbrl_ros.resources import config_path
+from mbrl_ros.sim.episode import TaskSimulation
+
+FULL_PHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS
+
+
+class SimulatorObjective:
+    """Returns (N,) of action sequences (N, H, A) from the simulation's current state, with the true dynamics."""
+
+    def __init__(self, episode: TaskSimulation, threads: int):
+        self.episode, self.sim, self.task = episode, episode.sim, episode.task
+        self.model = self.sim.model
+        self.datas = [mujoco.MjData(self.model) for _ in range(threads)]
+        self.scratch = mujoco.MjData(self.model)  # where rolled-out states are read back as task states
+        self.size = mujoco.mj_stateSize(self.model, FULL_PHYSICS)
+
+    def _physics_state(self) -> np.ndarray:
+        state = np.empty(self.size)
+        mujoco.mj_getState(self.model, self.sim.data, state, FULL_PHYSICS)
+        return state
+
+    def _task_state(self, physics_state: np.ndarray) -> np.ndarray:
+        """The task's state vector (S,) of a physics state, read as the bridge reads the simulation."""
+        live = self.sim.data
+        mujoco.mj_setState(self.model, self.scratch, physics_state, FULL_PHYSICS)
+        mujoco.mj_forward(self.model, self.scratch)
+        self.sim.data = self.scratch
+        try:
+            return self.episode.state()
+        finally:
+            self.sim.data = live
+
+    def __call__(self, sequences: torch.Tensor) -> torch.Tensor:
+        count, horizon, _ = sequences.shape
+        frame_skip = self.sim.frame_skip
+        actions = sequences.double().numpy()
+        controls = np.clip(actions, self.sim.ctrl_low, self.sim.ctrl_high).repeat(frame_skip, axis=1)
+        start = self._physics_state()
+        # what the physics state leaves out (mocap goal markers, controls) as now
+        mujoco.mj_copyData(self.scratch, self.model, self.sim.data)
+        physics, _ = rollout.rollout(self.model, self.datas, np.tile(start, (count, 1)), controls,
+                                     persistent_pool=True)
+        ends = physics[:, frame_skip - 1::frame_skip]  # (N, H, state size): after each control period
+        states = np.empty((count, horizon + 1, self.task.state_dim))
+        states[:, 0] = self.episode.state()
+        for n in range(count):
+            for t in range(horizon):
+                states[n, t + 1] = self._task_state(ends[n, t])
+        s, s_next = (torch.from_numpy(x).reshape(count * horizon, -1) for x in (states[:, :-1], states[:, 1:]))
+        a = torch.from_numpy(actions).reshape(count * horizon, -1)
+        with torch.no_grad():
+            rewards = self.task.reward(s, a, s_next).reshape(count, horizon)
+            terminated = self.task.terminated(s_next).reshape(count, horizon)
+        alive = torch.cat([torch.ones(count, 1, dtype=torch.bool), ~terminated.cumsum(1)[:, :-1].bool()], dim=1)
+        return (rewards * alive).sum(1).float()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="shadow_hand_cube", help="a shipped config (its task and mpc section)")
+    parser.add_argument("--episodes", type=int, default=5)
+    parser.add_argument("--population", type=int, help="the optimizer's population (default: the config's)")
+    parser.add_argument("--seed", type=int, default=1000, help="episode seeds start here")
+    args = parser.parse_args()
+    config = yaml.safe_load(config_path(args.config).read_text())
+    controller = config["mpc_controller"]["ros__parameters"]
+    task_name = config["/**"]["ros__parameters"]["task"]
+    mpc = controller["mpc"]
+    params = dict(mpc.get("optimizer_params") or {})
+    if args.population:
+        params["population"] = args.population
+    episode = TaskSimulation(task_name, seed=args.seed)
+    optimizer = make_optimizer(mpc.get("optimizer", "cem"), *episode.task.action_bounds, **params)
+    objective = SimulatorObjective(episode, threads=os.cpu_count() or 1)
+    horizon = int(mpc.get("horizon", 15))
+    generator = torch.Generator().manual_seed(args.seed)
+    print(f"{args.config}: {mpc.get('optimizer', 'cem')} {params}, horizon {horizon}, the simulator as the model:")
+    successes = []
+    for _ in range(args.episodes):
+        episode.reset()
+        optimizer.reset()
+        mean, started = optimizer.default_mean(horizon), time.monotonic()
+        while not episode.done:
+            plan = optimizer.optimize(objective, mean, generator)
+            episode.step(plan[0].double().numpy())
+            optimizer.shift(1)
+            mean = torch.cat([plan[1:], optimizer.default_mean(1)])  # the shifted warm start, as MPC.plan
+        summary = episode.summary()
+        successes.append(summary.success)
+        print(f"  episode seed {summary.seed}: return {summary.episode_return:.1f}, success {summary.success}, "
+              f"{summary.length} steps ({time.monotonic() - started:.0f} s)", flush=True)
+    print(f"  success rate {100 * np.mean(successes):.0f} % over {len(successes)} episodes")
+
+
+if __name__ == "__main__":
+    main()
