@@ -18,6 +18,8 @@ import torch
 import yaml
 from mujoco import rollout
 
+from mbrl_ros.offline.config import node_parameters
+from mbrl_ros.planning import MPCConfig
 from mbrl_ros.planning.registry import make_optimizer
 from mbrl_ros.resources import config_path
 from mbrl_ros.sim.episode import TaskSimulation
@@ -83,24 +85,21 @@ def main() -> None:
     parser.add_argument("--population", type=int, help="the optimizer's population (default: the config's)")
     parser.add_argument("--seed", type=int, default=1000, help="episode seeds start here")
     args = parser.parse_args()
-    config = yaml.safe_load(config_path(args.config).read_text())
-    controller = config["mpc_controller"]["ros__parameters"]
-    task_name = config["/**"]["ros__parameters"]["task"]
-    mpc = controller["mpc"]
-    params = dict(mpc.get("optimizer_params") or {})
+    controller = node_parameters(yaml.safe_load(config_path(args.config).read_text()), "mpc_controller")
+    mpc = MPCConfig.from_dict(controller.get("mpc") or {})  # the controller's defaults for what the file leaves out
+    params = dict(mpc.optimizer_params)
     if args.population:
         params["population"] = args.population
-    episode = TaskSimulation(task_name, seed=args.seed)
-    optimizer = make_optimizer(mpc.get("optimizer", "cem"), *episode.task.action_bounds, **params)
+    episode = TaskSimulation(controller["task"], seed=args.seed, **(controller.get("task_options") or {}))
+    optimizer = make_optimizer(mpc.optimizer, *episode.task.action_bounds, **params)
     objective = SimulatorObjective(episode, threads=os.cpu_count() or 1)
-    horizon = int(mpc.get("horizon", 15))
     generator = torch.Generator().manual_seed(args.seed)
-    print(f"{args.config}: {mpc.get('optimizer', 'cem')} {params}, horizon {horizon}, the simulator as the model:")
+    print(f"{args.config}: {mpc.optimizer} {params}, horizon {mpc.horizon}, the simulator as the model:")
     successes = []
     for _ in range(args.episodes):
         episode.reset()
         optimizer.reset()
-        mean, started = optimizer.default_mean(horizon), time.monotonic()
+        mean, started = optimizer.default_mean(mpc.horizon), time.monotonic()
         while not episode.done:
             plan = optimizer.optimize(objective, mean, generator)
             episode.step(plan[0].double().numpy())
