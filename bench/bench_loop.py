@@ -55,6 +55,8 @@ QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 EXECUTABLES = Path(sys.prefix) / "lib" / "mbrl_ros"
 COMMAND_RATE = 50.0  # Hz
+COMMAND_TIMES = ("the subscriber's DDS reception (goal p99 < 2 ms)", "the subscriber's Python callback",
+                 "the controller's publish (the sample's source time)")
 RESULTS = Path(__file__).resolve().parent / "results"  # git-ignored
 
 
@@ -69,10 +71,13 @@ def p2(seconds: float) -> None:
                                    "-p", f"control_rate:={COMMAND_RATE}"])]
     rclpy.init()
     node = rclpy.create_node("bench_loop_p2")
-    arrivals: list[float] = []
+    # Per command (ns): the DDS sample's reception time here, when this process's Python callback ran, and the
+    # sample's source (publish) time in the controller; the DDS times are rclpy's MessageInfo.
+    arrivals: list[tuple[int, int, int]] = []
     diagnostics: list[dict[str, str]] = []
     node.create_subscription(Float64MultiArray, f"/{controller}/commands",
-                             lambda _: arrivals.append(time.perf_counter()), QOS)
+                             lambda _, info: arrivals.append((info["received_timestamp"], time.perf_counter_ns(),
+                                                              info["source_timestamp"])), QOS)
     node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diagnostics.extend(
         {v.key: v.value for v in s.values} for s in m.status if s.name.startswith("mpc_controller")), QOS)
     models = node.create_publisher(ModelUpdate, "/model_update", LATCHED)
@@ -92,12 +97,14 @@ def p2(seconds: float) -> None:
             time.sleep(0.2)
 
     def measure() -> tuple[np.ndarray, int, int]:
-        """Command arrival times (s) over the window, and the controller's ticks and missed ticks in it."""
+        """Command times (N, len(COMMAND_TIMES)) over the window (s, from its first), and the controller's ticks and
+        missed ticks in it."""
         time.sleep(3.0)  # past the start-up (or the first plans' warm-up)
         start, before = len(arrivals), diagnostics[-1]
         time.sleep(seconds)
         after = diagnostics[-1]
-        return (np.array(arrivals[start:]), int(after["ticks"]) - int(before["ticks"]),
+        times = np.array(arrivals[start:], dtype=np.int64)
+        return ((times - times[0]) * 1e-9, int(after["ticks"]) - int(before["ticks"]),
                 int(after["missed_deadlines"]) - int(before["missed_deadlines"]))
 
     try:
@@ -116,18 +123,18 @@ def p2(seconds: float) -> None:
             process.wait(timeout=30)
         node.destroy_node()
         rclpy.try_shutdown()
-    jitter, floor = period_deviation_ms(window), period_deviation_ms(exploring)
     print(f"P2 Shadow hand, PDDM config (MPPI 1000 x horizon 7, ensemble 3 x 2x250), {seconds:.0f} s:")
     print(f"  replanning rate {float(last['replan_rate_hz']):.1f} Hz (goal >= 10), plan latency p50 "
           f"{float(last['plan_latency_p50_ms']):.0f} ms, p99 {float(last['plan_latency_p99_ms']):.0f} ms")
-    rate = len(window) / (window[-1] - window[0])
+    rate = len(window) / (window[-1, 0] - window[0, 0])
     print(f"  commands received {len(window)} at {rate:.2f} Hz (timer {COMMAND_RATE:.0f} Hz); missed ticks "
           f"{missed} of {ticks} = {100 * missed / max(ticks, 1):.2f} % (goal < 1 %)")
-    print(f"  period deviation from {1e3 / COMMAND_RATE:.0f} ms at the subscriber: p50 {np.percentile(jitter, 50):.2f}"
-          f" ms, p99 {np.percentile(jitter, 99):.2f} ms (goal < 2 ms), max {jitter.max():.2f} ms")
-    print(f"  the same graph exploring, before the model (no planner running): p50 {np.percentile(floor, 50):.2f} ms,"
-          f" p99 {np.percentile(floor, 99):.2f} ms, max {floor.max():.2f} ms; planning adds "
-          f"{np.percentile(jitter, 99) - np.percentile(floor, 99):.2f} ms to the p99")
+    print(f"  deviation of the command period from {1e3 / COMMAND_RATE:.0f} ms, p50 / p99 / max (ms), while planning "
+          "[the same graph exploring, the floor], at")
+    for column, what in enumerate(COMMAND_TIMES):
+        jitter, floor = period_deviation_ms(window[:, column]), period_deviation_ms(exploring[:, column])
+        print(f"    {what}: {np.percentile(jitter, 50):.2f} / {np.percentile(jitter, 99):.2f} / {jitter.max():.2f}"
+              f" [{np.percentile(floor, 50):.2f} / {np.percentile(floor, 99):.2f} / {floor.max():.2f}]")
 
 
 def period_deviation_ms(arrivals: np.ndarray) -> np.ndarray:
