@@ -5,8 +5,12 @@ ensemble): the mujoco_bridge (realtime) and the mpc_controller (realtime, comman
 installed executables, each in its own process; this process listens to the commands, first while the
 controller explores (no model, no planner: the floor this machine sets), then after publishing one model.
 Prints the replanning rate against its goal (10 Hz), the share of missed ticks against 1 %, and the p99 of
-the command period's deviation from 20 ms, measured on the subscriber side, against 2 ms and against the
-exploring graph's.
+the command period's deviation from 20 ms against 2 ms and against the exploring graph's, measured where
+the subscriber's middleware receives each command, where its Python callback runs, and where the controller
+published it. ``--subscriber-priority N`` runs this subscribing process at SCHED_FIFO priority N (root or
+an rtprio limit needed), as a tuned robot driver would receive the commands; the bridge and the controller
+keep the default policy. (The controller's own timer thread at SCHED_FIFO was tried and made it worse: it
+waits for the GIL held by the planner thread, an inversion; p99 6.7 ms at the publisher.)
 
 P3 hand (``--part hand``): the Shadow hand cube task through the embedded graph in lockstep with the shipped
 config (``mbrl-ros up shadow_hand_cube``) for ``--sim-minutes`` of simulated interaction (60: the goal's hour,
@@ -20,7 +24,7 @@ P3 (``--part p3``): cart-pole swing-up through the embedded graph in lockstep wi
 per episode against the goals (>= 180 by episode 5, >= 195 by episode 10) and writes
 ``bench/results/bench_loop_p3.png``.
 
-    .venv/bin/python bench/bench_loop.py --part p2 [--seconds 30]
+    .venv/bin/python bench/bench_loop.py --part p2 [--seconds 30] [--subscriber-priority 10]
     .venv/bin/python bench/bench_loop.py --part p3 [--seeds 3] [--episodes 10]
     .venv/bin/python bench/bench_loop.py --part hand [--sim-minutes 60] [--block 5]
     .venv/bin/python bench/bench_loop.py --quick     # p2 and p3, briefly
@@ -28,6 +32,7 @@ Needs the environment of `make test` (DDS on loopback): run it through `make ben
 """
 
 import argparse
+import os
 import shutil
 import signal
 import subprocess
@@ -60,7 +65,7 @@ COMMAND_TIMES = ("the subscriber's DDS reception (goal p99 < 2 ms)", "the subscr
 RESULTS = Path(__file__).resolve().parent / "results"  # git-ignored
 
 
-def p2(seconds: float) -> None:
+def p2(seconds: float, subscriber_priority: int) -> None:
     task = make_task("shadow_hand_cube")
     config = config_path("shadow_hand_cube")
     controller = yaml.safe_load(config.read_text())["/**"]["ros__parameters"]["controller"]
@@ -69,6 +74,11 @@ def p2(seconds: float) -> None:
     processes = [subprocess.Popen([str(EXECUTABLES / "mujoco_bridge"), *common]),
                  subprocess.Popen([str(EXECUTABLES / "mpc_controller"), *common,
                                    "-p", f"control_rate:={COMMAND_RATE}"])]
+    if subscriber_priority:  # before rclpy starts its threads, which inherit it; the children above do not
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(subscriber_priority))
+        except PermissionError as error:
+            raise SystemExit(f"--subscriber-priority needs root or an rtprio limit (ulimit -r): {error}") from None
     rclpy.init()
     node = rclpy.create_node("bench_loop_p2")
     # Per command (ns): the DDS sample's reception time here, when this process's Python callback ran, and the
@@ -123,7 +133,9 @@ def p2(seconds: float) -> None:
             process.wait(timeout=30)
         node.destroy_node()
         rclpy.try_shutdown()
-    print(f"P2 Shadow hand, PDDM config (MPPI 1000 x horizon 7, ensemble 3 x 2x250), {seconds:.0f} s:")
+    receiver = f"SCHED_FIFO {subscriber_priority}" if subscriber_priority else "the default policy"
+    print(f"P2 Shadow hand, PDDM config (MPPI 1000 x horizon 7, ensemble 3 x 2x250), {seconds:.0f} s, "
+          f"the subscriber at {receiver}:")
     print(f"  replanning rate {float(last['replan_rate_hz']):.1f} Hz (goal >= 10), plan latency p50 "
           f"{float(last['plan_latency_p50_ms']):.0f} ms, p99 {float(last['plan_latency_p99_ms']):.0f} ms")
     rate = len(window) / (window[-1, 0] - window[0, 0])
@@ -235,6 +247,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=["p2", "p3", "hand"], help="one part only (default: p2 and p3)")
     parser.add_argument("--seconds", type=float, default=30.0, help="P2 measuring window (s)")
+    parser.add_argument("--subscriber-priority", type=int, default=0,
+                        help="P2: SCHED_FIFO priority of the subscribing process (0: the default policy)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--sim-minutes", type=float, default=60.0, help="hand: simulated minutes to run")
@@ -242,7 +256,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a short smoke run of p2 and p3")
     args = parser.parse_args()
     if args.part in (None, "p2"):
-        p2(5.0 if args.quick else args.seconds)
+        p2(5.0 if args.quick else args.seconds, args.subscriber_priority)
     if args.part in (None, "p3"):
         p3(1 if args.quick else args.seeds, 2 if args.quick else args.episodes, args.quick)
     if args.part == "hand":

@@ -5,7 +5,13 @@ the true current state, and scored with the task's own reward and termination on
 the closed loop scores here is what the learned model could reach at best with the same optimizer, horizon
 and warm start. A learned model that scores far below it is the bottleneck, not the planner.
 
+``--model DIR`` (a saved model, e.g. a learner's ``models/v000497``) then asks whether that model knows the
+dynamics of the oracle's solution: from every state along the oracle's episodes it predicts the return of
+the next ``horizon`` executed actions (each member's mean prediction, the members' returns averaged, as the
+``members`` propagation does) and prints how that prediction compares with the return the simulation gave.
+
     .venv/bin/python bench/bench_oracle.py [--config shadow_hand_cube] [--episodes 5] [--population 200]
+                                           [--model DIR]
 """
 
 import argparse
@@ -18,11 +24,13 @@ import torch
 import yaml
 from mujoco import rollout
 
+from mbrl_ros.models import load_model
 from mbrl_ros.offline.config import node_parameters
 from mbrl_ros.planning import MPCConfig
 from mbrl_ros.planning.registry import make_optimizer
 from mbrl_ros.resources import config_path
 from mbrl_ros.sim.episode import TaskSimulation
+from mbrl_ros.tasks.base import Task
 
 FULL_PHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS
 
@@ -78,12 +86,37 @@ class SimulatorObjective:
         return (rewards * alive).sum(1).float()
 
 
+def window_gains(model: torch.nn.Module, task: Task, states: np.ndarray, actions: np.ndarray,
+                 horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predicted and simulated gains (W,) of the executed actions over every window of ``horizon`` steps in one
+    episode's states (T + 1, S) and actions (T, A): the window's return less the return had the state stayed
+    at the window's first (what the actions achieve, not where the window starts). The model rolls each
+    member's mean prediction out open loop from the window's first state; the members' returns are averaged."""
+    s = torch.as_tensor(states, dtype=torch.float32)
+    a = torch.as_tensor(actions, dtype=torch.float32)
+    true_rewards = task.reward(s[:-1], a, s[1:])
+    starts = torch.arange(len(a) - horizon + 1)
+    predicted, true = torch.zeros(len(starts)), torch.zeros(len(starts))
+    first = s[starts]
+    current = first.expand(model.ensemble_size, -1, -1)
+    with torch.no_grad():
+        for t in range(horizon):
+            step_actions = a[starts + t].expand(model.ensemble_size, -1, -1)
+            mean, _ = model.predict(current, step_actions)
+            predicted += task.reward(current, step_actions, mean).mean(0)
+            true += true_rewards[starts + t]
+            current = mean
+        standing = sum(task.reward(first, a[starts + t], first) for t in range(horizon))
+    return predicted - standing, true - standing
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="shadow_hand_cube", help="a shipped config (its task and mpc section)")
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--population", type=int, help="the optimizer's population (default: the config's)")
     parser.add_argument("--seed", type=int, default=1000, help="episode seeds start here")
+    parser.add_argument("--model", help="a saved model directory to check on the oracle's episodes")
     args = parser.parse_args()
     controller = node_parameters(yaml.safe_load(config_path(args.config).read_text()), "mpc_controller")
     mpc = MPCConfig.from_dict(controller.get("mpc") or {})  # the controller's defaults for what the file leaves out
@@ -95,21 +128,38 @@ def main() -> None:
     objective = SimulatorObjective(episode, threads=os.cpu_count() or 1)
     generator = torch.Generator().manual_seed(args.seed)
     print(f"{args.config}: {mpc.optimizer} {params}, horizon {mpc.horizon}, the simulator as the model:")
-    successes = []
+    model = load_model(args.model) if args.model else None
+    successes, predicted, true = [], [], []
     for _ in range(args.episodes):
         episode.reset()
+        states, actions = [episode.state()], []
         optimizer.reset()
         mean, started = optimizer.default_mean(mpc.horizon), time.monotonic()
         while not episode.done:
             plan = optimizer.optimize(objective, mean, generator)
-            episode.step(plan[0].double().numpy())
+            actions.append(plan[0].double().numpy())
+            episode.step(actions[-1])
+            states.append(episode.state())
             optimizer.shift(1)
             mean = torch.cat([plan[1:], optimizer.default_mean(1)])  # the shifted warm start, as MPC.plan
         summary = episode.summary()
         successes.append(summary.success)
         print(f"  episode seed {summary.seed}: return {summary.episode_return:.1f}, success {summary.success}, "
               f"{summary.length} steps ({time.monotonic() - started:.0f} s)", flush=True)
+        if model is not None and len(actions) >= mpc.horizon:
+            episode_predicted, episode_true = window_gains(model, episode.task, np.array(states),
+                                                             np.array(actions), mpc.horizon)
+            predicted.append(episode_predicted)
+            true.append(episode_true)
     print(f"  success rate {100 * np.mean(successes):.0f} % over {len(successes)} episodes")
+    if predicted:
+        predicted, true = torch.cat(predicted), torch.cat(true)
+        correlation = float(torch.corrcoef(torch.stack([predicted, true]))[0, 1])
+        print(f"  {args.model} on the oracle's {len(true)} windows of {mpc.horizon} steps, the return the actions gain"
+              f" over standing still: predicted "
+              f"{float(predicted.mean()):.3f} +- {float(predicted.std()):.3f}, simulated {float(true.mean()):.3f} "
+              f"+- {float(true.std()):.3f}, mean error {float((predicted - true).abs().mean()):.3f}, "
+              f"correlation {correlation:.3f}")
 
 
 if __name__ == "__main__":
