@@ -6,9 +6,10 @@ the closed loop scores here is what the learned model could reach at best with t
 and warm start. A learned model that scores far below it is the bottleneck, not the planner.
 
 ``--model DIR`` (a saved model, e.g. a learner's ``models/v000497``) then asks whether that model knows the
-dynamics of the oracle's solution: from every state along the oracle's episodes it predicts the return of
-the next ``horizon`` executed actions (each member's mean prediction, the members' returns averaged, as the
-``members`` propagation does) and prints how that prediction compares with the return the simulation gave.
+dynamics of the oracle's solution: from every state along the oracle's episodes it predicts what the next
+``horizon`` executed actions gain over standing still (each member's mean prediction rolled out open loop, the
+members' returns averaged, as the ``members`` propagation does; terminations are not applied) and prints how
+that compares with what the simulation gave.
 
     .venv/bin/python bench/bench_oracle.py [--config shadow_hand_cube] [--episodes 5] [--population 200]
                                            [--model DIR]
@@ -24,7 +25,7 @@ import torch
 import yaml
 from mujoco import rollout
 
-from mbrl_ros.models import load_model
+from mbrl_ros.models import DynamicsModel, load_model
 from mbrl_ros.offline.config import node_parameters
 from mbrl_ros.planning import MPCConfig
 from mbrl_ros.planning.registry import make_optimizer
@@ -86,7 +87,7 @@ class SimulatorObjective:
         return (rewards * alive).sum(1).float()
 
 
-def window_gains(model: torch.nn.Module, task: Task, states: np.ndarray, actions: np.ndarray,
+def window_gains(model: DynamicsModel, task: Task, states: np.ndarray, actions: np.ndarray,
                  horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted and simulated gains (W,) of the executed actions over every window of ``horizon`` steps in one
     episode's states (T + 1, S) and actions (T, A): the window's return less the return had the state stayed
@@ -129,6 +130,10 @@ def main() -> None:
     generator = torch.Generator().manual_seed(args.seed)
     print(f"{args.config}: {mpc.optimizer} {params}, horizon {mpc.horizon}, the simulator as the model:")
     model = load_model(args.model) if args.model else None
+    task = episode.task
+    if model is not None and (model.state_dim, model.action_dim) != (task.state_dim, task.action_dim):
+        raise SystemExit(f"{args.model} models {model.state_dim} states and {model.action_dim} actions; the task "
+                         f"{task.name} has {task.state_dim} and {task.action_dim}")
     successes, predicted, true = [], [], []
     for _ in range(args.episodes):
         episode.reset()
@@ -155,9 +160,9 @@ def main() -> None:
     if predicted:
         predicted, true = torch.cat(predicted), torch.cat(true)
         correlation = float(torch.corrcoef(torch.stack([predicted, true]))[0, 1])
-        print(f"  {args.model} on the oracle's {len(true)} windows of {mpc.horizon} steps, the return the actions gain"
-              f" over standing still: predicted "
-              f"{float(predicted.mean()):.3f} +- {float(predicted.std()):.3f}, simulated {float(true.mean()):.3f} "
+        print(f"  {args.model} on the oracle's {len(true)} windows of {mpc.horizon} steps, the return the actions "
+              f"gain over standing still: predicted {float(predicted.mean()):.3f} +- {float(predicted.std()):.3f}, "
+              f"simulated {float(true.mean()):.3f} "
               f"+- {float(true.std()):.3f}, mean error {float((predicted - true).abs().mean()):.3f}, "
               f"correlation {correlation:.3f}")
 
