@@ -53,6 +53,7 @@ from std_msgs.msg import Float64MultiArray
 
 from mbrl_ros.models import ProbabilisticEnsemble, model_to_payload
 from mbrl_ros.msg import ModelUpdate
+from mbrl_ros.offline.config import node_parameters
 from mbrl_ros.resources import config_path
 from mbrl_ros.tasks import make_task
 
@@ -68,7 +69,7 @@ RESULTS = Path(__file__).resolve().parent / "results"  # git-ignored
 def p2(seconds: float, subscriber_priority: int) -> None:
     task = make_task("shadow_hand_cube")
     config = config_path("shadow_hand_cube")
-    controller = yaml.safe_load(config.read_text())["/**"]["ros__parameters"]["controller"]
+    controller = node_parameters(yaml.safe_load(config.read_text()), "mpc_controller")["controller"]
     # -p applies to /**, which the file's node sections would beat: mode lives under /** there.
     common = ["--ros-args", "--params-file", str(config), "-p", "mode:=realtime"]
     processes = [subprocess.Popen([str(EXECUTABLES / "mujoco_bridge"), *common]),
