@@ -72,14 +72,15 @@ def p2(seconds: float, subscriber_priority: int) -> None:
     controller = node_parameters(yaml.safe_load(config.read_text()), "mpc_controller")["controller"]
     # -p applies to /**, which the file's node sections would beat: mode lives under /** there.
     common = ["--ros-args", "--params-file", str(config), "-p", "mode:=realtime"]
-    processes = [subprocess.Popen([str(EXECUTABLES / "mujoco_bridge"), *common]),
-                 subprocess.Popen([str(EXECUTABLES / "mpc_controller"), *common,
-                                   "-p", f"control_rate:={COMMAND_RATE}"])]
-    if subscriber_priority:  # before rclpy starts its threads, which inherit it; the children above do not
+    if subscriber_priority:  # before anything is spawned, and before rclpy starts its threads, which inherit it
         try:
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(subscriber_priority))
-        except PermissionError as error:
-            raise SystemExit(f"--subscriber-priority needs root or an rtprio limit (ulimit -r): {error}") from None
+        except OSError as error:  # EPERM without the privilege, EINVAL outside 1..99
+            raise SystemExit(f"--subscriber-priority {subscriber_priority}: {error} (SCHED_FIFO takes 1-99 and needs "
+                             "root or an rtprio limit, ulimit -r)") from None
+    processes = [subprocess.Popen(command, preexec_fn=default_scheduling)  # the graph keeps the default policy
+                 for command in ([str(EXECUTABLES / "mujoco_bridge"), *common],
+                                 [str(EXECUTABLES / "mpc_controller"), *common, "-p", f"control_rate:={COMMAND_RATE}"])]
     rclpy.init()
     node = rclpy.create_node("bench_loop_p2")
     # Per command (ns): the DDS sample's reception time here, when this process's Python callback ran, and the
@@ -148,6 +149,11 @@ def p2(seconds: float, subscriber_priority: int) -> None:
         jitter, floor = period_deviation_ms(window[:, column]), period_deviation_ms(exploring[:, column])
         print(f"    {what}: {np.percentile(jitter, 50):.2f} / {np.percentile(jitter, 99):.2f} / {jitter.max():.2f}"
               f" [{np.percentile(floor, 50):.2f} / {np.percentile(floor, 99):.2f} / {floor.max():.2f}]")
+
+
+def default_scheduling() -> None:
+    """In a spawned child: back to the default policy (SCHED_OTHER), whatever this process runs at."""
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 def period_deviation_ms(arrivals: np.ndarray) -> np.ndarray:
