@@ -125,12 +125,12 @@ def main() -> None:
     if args.population:
         params["population"] = args.population
     episode = TaskSimulation(controller["task"], seed=args.seed, **(controller.get("task_options") or {}))
-    optimizer = make_optimizer(mpc.optimizer, *episode.task.action_bounds, **params)
+    task = episode.task
+    optimizer = make_optimizer(mpc.optimizer, *task.action_bounds, **params)
     objective = SimulatorObjective(episode, threads=os.cpu_count() or 1)
     generator = torch.Generator().manual_seed(args.seed)
     print(f"{args.config}: {mpc.optimizer} {params}, horizon {mpc.horizon}, the simulator as the model:")
     model = load_model(args.model) if args.model else None
-    task = episode.task
     if model is not None and (model.state_dim, model.action_dim) != (task.state_dim, task.action_dim):
         raise SystemExit(f"{args.model} models {model.state_dim} states and {model.action_dim} actions; the task "
                          f"{task.name} has {task.state_dim} and {task.action_dim}")
@@ -152,7 +152,7 @@ def main() -> None:
         print(f"  episode seed {summary.seed}: return {summary.episode_return:.1f}, success {summary.success}, "
               f"{summary.length} steps ({time.monotonic() - started:.0f} s)", flush=True)
         if model is not None and len(actions) >= mpc.horizon:
-            episode_predicted, episode_true = window_gains(model, episode.task, np.array(states),
+            episode_predicted, episode_true = window_gains(model, task, np.array(states),
                                                              np.array(actions), mpc.horizon)
             predicted.append(episode_predicted)
             true.append(episode_true)
