@@ -37,6 +37,11 @@ class DynamicsModel(nn.Module, ABC):
                 model.
         """
 
+    def predict_mean(self, state: Tensor, action: Tensor) -> Tensor:
+        """The mean of :meth:`predict` alone, (E, B, S), for planners that draw no aleatoric noise; models
+        whose variance costs extra work skip it."""
+        return self.predict(state, action)[0]
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device

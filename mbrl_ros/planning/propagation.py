@@ -244,6 +244,12 @@ class TrajectoryEvaluator:
         slot = member * (batch * block) + problem * block + local % block
         return slot.reshape(-1), member.reshape(-1), block
 
+    def _predict(self, state: Tensor, action: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The model's (mean, variance), (E, ·, S) each; the variance only where a step draws from it."""
+        if self.sample_aleatoric and self.propagation in ("ts_inf", "ts1", "members"):
+            return self.model.predict(state, action)
+        return self.model.predict_mean(state, action), None
+
     def _step(self, x: Tensor, action: Tensor, assignment: tuple[Tensor, Tensor, int] | None,
               generators: Generators, batch: int, need_disagreement: bool,
               first: bool) -> tuple[Tensor, Tensor, Tensor]:
@@ -256,7 +262,7 @@ class TrajectoryEvaluator:
         zeros = torch.zeros(rows, dtype=x.dtype, device=x.device)
         if first and assignment is not None and ensemble < self.particles:
             candidates = rows // self.particles
-            means, variances = self.model.predict(x[:: self.particles], action[:: self.particles])  # (E, C, S)
+            means, variances = self._predict(x[:: self.particles], action[:: self.particles])  # (E, C, S)
             self.model_steps += ensemble * candidates
             members = assignment[1]
             candidate = torch.arange(rows, device=x.device) // self.particles
@@ -265,14 +271,14 @@ class TrajectoryEvaluator:
             disagreement = _member_spread(means).repeat_interleave(self.particles) if need_disagreement else zeros
         elif mode == "members":
             per_member = (rows // ensemble, ensemble)
-            mean, variance = self.model.predict(x.view(*per_member, -1).transpose(0, 1),
-                                                action.view(*per_member, -1).transpose(0, 1))
+            mean, variance = self._predict(x.view(*per_member, -1).transpose(0, 1),
+                                           action.view(*per_member, -1).transpose(0, 1))
             disagreement = _member_spread(mean).repeat_interleave(ensemble) if need_disagreement else zeros
             mean, variance = (None if v is None else v.transpose(0, 1).reshape(rows, -1) for v in (mean, variance))
             members = torch.arange(ensemble, device=x.device).repeat(rows // ensemble)
             self.model_steps += rows
         elif mode in ("expectation", "deterministic") or assignment is None or need_disagreement:
-            means, variances = self.model.predict(x, action)  # (E, R, S): every member on every row
+            means, variances = self._predict(x, action)  # (E, R, S): every member on every row
             self.model_steps += ensemble * rows
             disagreement = _member_spread(means) if ensemble > 1 and need_disagreement else zeros
             if mode in ("expectation", "deterministic"):
@@ -292,8 +298,8 @@ class TrajectoryEvaluator:
             inputs_x = x.new_zeros(width, x.shape[1]) if width > rows else x.new_empty(width, x.shape[1])
             inputs_a = (action.new_zeros if width > rows else action.new_empty)(width, action.shape[1])
             inputs_x[slot], inputs_a[slot] = x, action
-            mean, variance = self.model.predict(inputs_x.view(ensemble, batch * block, -1),
-                                                inputs_a.view(ensemble, batch * block, -1))
+            mean, variance = self._predict(inputs_x.view(ensemble, batch * block, -1),
+                                           inputs_a.view(ensemble, batch * block, -1))
             mean = mean.reshape(width, -1)[slot]
             variance = None if variance is None else variance.reshape(width, -1)[slot]
             disagreement = zeros

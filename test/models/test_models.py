@@ -84,6 +84,23 @@ def test_the_inference_forward_in_row_blocks_equals_the_autograd_forward(activat
     assert torch.equal(inputs, kept), "in-place activations must never touch the caller's tensor"
 
 
+@pytest.mark.parametrize("rows", [5, 300])  # one block, and two blocks of the CPU inference path
+def test_the_mean_alone_equals_the_mean_of_the_full_prediction(rows: int):
+    model = trained_looking_ensemble()
+    state, action = torch.randn(rows, STATE_DIM), torch.randn(rows, ACTION_DIM)
+    with torch.no_grad():
+        mean, _ = model.predict(state, action)
+        torch.testing.assert_close(model.predict_mean(state, action), mean)
+        per_member = model.predict_mean(state.expand(5, rows, STATE_DIM), action.expand(5, rows, ACTION_DIM))
+        torch.testing.assert_close(per_member, mean)
+    columns = model.network(model.normalized_inputs(state, action), output_columns=STATE_DIM)
+    assert columns.shape == (5, rows, STATE_DIM) and columns.requires_grad
+    torch.testing.assert_close(columns.detach(), model.network(model.normalized_inputs(state, action))[
+        ..., :STATE_DIM].detach())
+    with pytest.raises(ValueError, match="output_columns"):
+        model.network(model.normalized_inputs(state, action), output_columns=2 * STATE_DIM + 1)
+
+
 def test_the_ensemble_forward_is_one_batched_matmul_per_layer():
     model = trained_looking_ensemble()
     with torch.no_grad(), torch.profiler.profile(record_shapes=True) as profile:
