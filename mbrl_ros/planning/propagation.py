@@ -12,7 +12,8 @@ B x N x P rows go through the model in one batched forward per time step, whatev
 Assignments are balanced as in mbrl-lib: each member receives the same number of rows (padded when the row
 count is not a multiple of the ensemble size), so a step is one ``(E, rows / E, D)`` forward. In the
 ts modes and ``members``, the next state is drawn from the member's Gaussian when ``sample_aleatoric`` is
-set and the model has a variance; ``expectation`` and ``deterministic`` never sample.
+set and the model has a variance; ``expectation`` and ``deterministic`` never sample. A step that draws no
+noise asks the model for its means alone (``predict_mean``: an ensemble then skips its variance head).
 
 Rewards and terminations are batched task functions of (s, a, s'); a particle earns no reward after the
 step on which it terminated. An optional penalty subtracts ``disagreement_penalty`` times the ensemble
