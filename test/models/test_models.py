@@ -99,6 +99,10 @@ def test_the_mean_alone_equals_the_mean_of_the_full_prediction(rows: int):
         ..., :STATE_DIM].detach())
     with pytest.raises(ValueError, match="output_columns"):
         model.network(model.normalized_inputs(state, action), output_columns=2 * STATE_DIM + 1)
+    with torch.no_grad(), torch.profiler.profile(record_shapes=True) as profile:
+        model.predict_mean(state[:7], action[:7])
+    matmuls = [event for event in profile.events() if event.name == "aten::bmm"]
+    assert matmuls[-1].input_shapes[1] == [5, 16, STATE_DIM], "the output layer computes the mean columns only"
 
 
 def test_the_ensemble_forward_is_one_batched_matmul_per_layer():
