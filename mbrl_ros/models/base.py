@@ -65,6 +65,9 @@ class LearnedDynamicsModel(DynamicsModel):
         angle_dims: state dimensions that are angles (rad): the network sees each as (sin, cos) instead (PETS's
             input preprocessing), so what it learns at one angle carries over to the same angle plus 2 pi and
             to poses it has not seen yet. Targets stay raw state changes.
+        invariant_dims: state dimensions the dynamics do not depend on, such as the position of a cart on its
+            rail or of a goal the task reads: the network does not see them (it still predicts their change),
+            so what it learns in one place holds in places it has not been. Disjoint from ``angle_dims``.
     """
 
     kind: ClassVar[str]
@@ -79,6 +82,7 @@ class LearnedDynamicsModel(DynamicsModel):
         activation: str,
         outputs_per_state_dim: int,
         angle_dims: Sequence[int] = (),
+        invariant_dims: Sequence[int] = (),
     ):
         super().__init__()
         for name, value, minimum, maximum in (
@@ -92,15 +96,19 @@ class LearnedDynamicsModel(DynamicsModel):
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
             if maximum is not None and value > maximum:
                 raise ValueError(f"{name} must be at most {maximum}, got {value}")
-        angle_dims = list(angle_dims)
-        if not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < state_dim for d in angle_dims) \
-                or len(set(angle_dims)) != len(angle_dims):
-            raise ValueError(f"angle_dims must be distinct state dimensions in [0, {state_dim}), got {angle_dims}")
+        angle_dims, invariant_dims = list(angle_dims), list(invariant_dims)
+        for name, dims in (("angle_dims", angle_dims), ("invariant_dims", invariant_dims)):
+            if not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < state_dim for d in dims) \
+                    or len(set(dims)) != len(dims):
+                raise ValueError(f"{name} must be distinct state dimensions in [0, {state_dim}), got {dims}")
+        if set(angle_dims) & set(invariant_dims):
+            raise ValueError(f"a state dimension cannot be in both angle_dims and invariant_dims, got "
+                             f"{sorted(set(angle_dims) & set(invariant_dims))}")
         self.state_dim, self.action_dim, self.ensemble_size = state_dim, action_dim, ensemble_size
         self.hidden_layers, self.hidden_units, self.activation = hidden_layers, hidden_units, activation
-        self.angle_dims = angle_dims
-        self._other_dims = [d for d in range(state_dim) if d not in angle_dims]
-        input_dim = state_dim + len(angle_dims) + action_dim
+        self.angle_dims, self.invariant_dims = angle_dims, invariant_dims
+        self._plain_dims = [d for d in range(state_dim) if d not in angle_dims and d not in invariant_dims]
+        input_dim = len(self._plain_dims) + 2 * len(angle_dims) + action_dim
         self.input_normalizer = Normalizer(input_dim)
         self.target_normalizer = Normalizer(state_dim)
         self.network = EnsembleMLP(
@@ -113,14 +121,14 @@ class LearnedDynamicsModel(DynamicsModel):
 
     @abstractmethod
     def training_loss(self, inputs: Tensor, targets: Tensor) -> Tensor:
-        """Scalar loss to minimise on a batch: normalised inputs (E, B, S + A), targets (E, B, S)."""
+        """Scalar loss to minimise on a batch: normalised inputs (E, B, I) (:meth:`raw_inputs`), targets (E, B, S)."""
 
     @abstractmethod
     def validation_scores(self, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         """Per-member scores on held-out data, lower is better.
 
         Args:
-            inputs: (E, V, S + A) normalised.
+            inputs: (E, V, I) normalised.
             targets: (E, V, S) normalised state changes.
 
         Returns:
@@ -145,12 +153,12 @@ class LearnedDynamicsModel(DynamicsModel):
         return inputs.expand(self.ensemble_size, *inputs.shape) if inputs.ndim == 2 else inputs
 
     def raw_inputs(self, state: Tensor, action: Tensor) -> Tensor:
-        """(..., S), (..., A) -> (..., S + len(angle_dims) + A): the non-angle state dimensions, then sin and
-        cos of each angle, then the action; the plain concatenation when there are no angles."""
-        if not self.angle_dims:
+        """(..., S), (..., A) -> (..., I): the state dimensions that are neither angles nor invariant, then sin
+        and cos of each angle, then the action; the plain concatenation (I = S + A) when there are neither."""
+        if not self.angle_dims and not self.invariant_dims:
             return torch.cat([state, action], dim=-1)
         angles = state[..., self.angle_dims]
-        return torch.cat([state[..., self._other_dims], angles.sin(), angles.cos(), action], dim=-1)
+        return torch.cat([state[..., self._plain_dims], angles.sin(), angles.cos(), action], dim=-1)
 
     @torch.no_grad()
     def refit_normalizers(self, inputs: Tensor, targets: Tensor, preserve_function: bool = True) -> None:

@@ -35,6 +35,8 @@ class ProbabilisticEnsemble(LearnedDynamicsModel):
         hidden_units: width of each hidden layer.
         activation: one of :data:`ACTIVATIONS`.
         angle_dims: state dimensions that are angles, seen as (sin, cos) (see LearnedDynamicsModel).
+        invariant_dims: state dimensions the dynamics do not depend on, not network inputs (see
+            LearnedDynamicsModel).
     """
 
     kind = "ensemble"
@@ -48,9 +50,10 @@ class ProbabilisticEnsemble(LearnedDynamicsModel):
         hidden_units: int = 200,
         activation: str = "silu",
         angle_dims: list[int] | None = None,
+        invariant_dims: list[int] | None = None,
     ):
         super().__init__(state_dim, action_dim, ensemble_size, hidden_layers, hidden_units, activation,
-                         outputs_per_state_dim=2, angle_dims=angle_dims or ())
+                         outputs_per_state_dim=2, angle_dims=angle_dims or (), invariant_dims=invariant_dims or ())
         self.max_logvar = nn.Parameter(torch.full((1, 1, state_dim), 0.5))
         self.min_logvar = nn.Parameter(torch.full((1, 1, state_dim), -10.0))
         self.register_buffer("elite_mask", torch.ones(ensemble_size))
@@ -58,10 +61,11 @@ class ProbabilisticEnsemble(LearnedDynamicsModel):
     def architecture(self) -> dict[str, Any]:
         return {"state_dim": self.state_dim, "action_dim": self.action_dim, "ensemble_size": self.ensemble_size,
                 "hidden_layers": self.hidden_layers, "hidden_units": self.hidden_units,
-                "activation": self.activation, "angle_dims": self.angle_dims}
+                "activation": self.activation, "angle_dims": self.angle_dims,
+                "invariant_dims": self.invariant_dims}
 
     def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
-        """Normalised inputs (E, B, S + A) -> mean and softly bounded log-variance (E, B, S), normalised."""
+        """Normalised inputs (E, B, I) -> mean and softly bounded log-variance (E, B, S), normalised."""
         mean, logvar = self.network(inputs).split(self.state_dim, dim=-1)
         logvar = self.max_logvar - functional.softplus(self.max_logvar - logvar)
         logvar = self.min_logvar + functional.softplus(logvar - self.min_logvar)

@@ -27,23 +27,26 @@ class DeterministicMLP(LearnedDynamicsModel):
         hidden_units: width of each hidden layer (the paper uses 500).
         activation: one of :data:`mbrl_ros.models.layers.ACTIVATIONS` (the paper uses ReLU).
         angle_dims: state dimensions that are angles, seen as (sin, cos) (see LearnedDynamicsModel).
+        invariant_dims: state dimensions the dynamics do not depend on, not network inputs (see
+            LearnedDynamicsModel).
     """
 
     kind = "mlp"
 
     def __init__(
         self, state_dim: int, action_dim: int, hidden_layers: int = 2, hidden_units: int = 500,
-        activation: str = "relu", angle_dims: list[int] | None = None,
+        activation: str = "relu", angle_dims: list[int] | None = None, invariant_dims: list[int] | None = None,
     ):
         super().__init__(state_dim, action_dim, 1, hidden_layers, hidden_units, activation, outputs_per_state_dim=1,
-                         angle_dims=angle_dims or ())
+                         angle_dims=angle_dims or (), invariant_dims=invariant_dims or ())
 
     def architecture(self) -> dict[str, Any]:
         return {"state_dim": self.state_dim, "action_dim": self.action_dim, "hidden_layers": self.hidden_layers,
-                "hidden_units": self.hidden_units, "activation": self.activation, "angle_dims": self.angle_dims}
+                "hidden_units": self.hidden_units, "activation": self.activation, "angle_dims": self.angle_dims,
+                "invariant_dims": self.invariant_dims}
 
     def forward(self, inputs: Tensor) -> Tensor:
-        """Normalised inputs (1, B, S + A) -> normalised state change (1, B, S)."""
+        """Normalised inputs (1, B, I) -> normalised state change (1, B, S)."""
         return self.network(inputs)
 
     def predict(self, state: Tensor, action: Tensor) -> tuple[Tensor, None]:

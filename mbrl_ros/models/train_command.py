@@ -18,6 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--hidden-layers", type=int, help="hidden layers (default: 4 ensemble, 2 mlp)")
     parser.add_argument("--hidden-units", type=int, help="units per hidden layer (default: 200 ensemble, 500 mlp)")
     parser.add_argument("--activation", help="activation (default: silu ensemble, relu mlp)")
+    parser.add_argument("--angle-dims", type=int, nargs="+", metavar="DIM",
+                        help="state dimensions that are angles, seen as (sin, cos) by a new model")
+    parser.add_argument("--invariant-dims", type=int, nargs="+", metavar="DIM",
+                        help="state dimensions the dynamics do not depend on, not inputs of a new model")
     parser.add_argument("--max-epochs", type=int, default=200, help="most epochs of the early-stopped phase")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -69,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         architecture = {key: value for key, value in (("hidden_layers", args.hidden_layers),
                                                       ("hidden_units", args.hidden_units),
-                                                      ("activation", args.activation)) if value is not None}
+                                                      ("activation", args.activation),
+                                                      ("angle_dims", args.angle_dims),
+                                                      ("invariant_dims", args.invariant_dims)) if value is not None}
         try:
             model = (ProbabilisticEnsemble(buffer.state_dim, buffer.action_dim, args.ensemble_size, **architecture)
                      if args.kind == "ensemble" else DeterministicMLP(buffer.state_dim, buffer.action_dim,

@@ -291,6 +291,65 @@ def test_angle_dims_outside_the_state_are_refused(angle_dims):
         DeterministicMLP(4, 1, angle_dims=angle_dims)
 
 
+@pytest.mark.parametrize("kind", ["mlp", "ensemble"])
+def test_invariant_dims_are_not_seen_and_survive_serialization(kind):
+    from mbrl_ros.models import model_class, model_from_payload, model_to_payload
+
+    torch.manual_seed(0)
+    model = model_class(kind)(4, 1, hidden_layers=1, hidden_units=16, angle_dims=[1], invariant_dims=[0])
+    state, action = torch.randn(8, 4), torch.randn(8, 1)
+    shifted, changed = state.clone(), state.clone()
+    shifted[:, 0] += 5.0
+    changed[:, 2] += 0.5
+    with torch.no_grad():
+        base, shifted_change, other_change = (model.predict(s, action)[0] - s for s in (state, shifted, changed))
+    torch.testing.assert_close(shifted_change, base, rtol=0, atol=1e-5)  # the invariant dimension is not an input
+    assert not torch.allclose(other_change, base, atol=1e-3), "the other dimensions must still be inputs"
+    assert model.raw_inputs(state, action).shape == (8, 5)  # x_dot, theta_dot, sin, cos, action
+    assert model.predict(state, action)[0].shape == (1 if kind == "mlp" else 5, 8, 4)  # its change still predicted
+    rebuilt = model_from_payload(model_to_payload(model))
+    assert rebuilt.invariant_dims == [0]
+    torch.testing.assert_close(rebuilt.predict(state, action)[0], model.predict(state, action)[0])
+
+
+@pytest.mark.parametrize("invariant_dims", [[4], [-1], [0, 0], [False], [1]])
+def test_invariant_dims_outside_the_state_or_among_the_angles_are_refused(invariant_dims):
+    with pytest.raises(ValueError, match="invariant_dims"):
+        DeterministicMLP(4, 1, angle_dims=[1], invariant_dims=invariant_dims)
+
+
+def test_a_model_with_invariant_dims_predicts_a_cart_far_from_where_it_learnt():
+    from mbrl_ros.data.transitions import TransitionBatch
+    from mbrl_ros.models import ModelTrainer, TrainerConfig
+
+    rng = np.random.default_rng(0)
+
+    def cart(count: int, low: float, high: float) -> TransitionBatch:
+        """A damped cart pushed along a rail: the change depends on velocity and force, not on position."""
+        position, velocity, force = rng.uniform(low, high, count), rng.uniform(-1, 1, count), rng.uniform(-1, 1, count)
+        next_velocity = velocity + 0.05 * (force - 0.5 * velocity)
+        states = np.stack([position, velocity], 1).astype(np.float32)
+        next_states = np.stack([position + 0.05 * next_velocity, next_velocity], 1).astype(np.float32)
+        return TransitionBatch(states, force[:, None].astype(np.float32), next_states,
+                               np.zeros(count, np.float32), np.zeros(count, bool))
+
+    def far_error(invariant_dims: list[int]) -> float:
+        torch.manual_seed(0)
+        model = ProbabilisticEnsemble(2, 1, ensemble_size=2, hidden_layers=2, hidden_units=64,
+                                      invariant_dims=invariant_dims)
+        ModelTrainer(model, TrainerConfig(max_epochs=40, batch_size=64, progress=False, seed=0)).fit(
+            cart(2000, -0.3, 0.3))
+        test = cart(500, 2.0, 3.0)  # ten times as far out as any position it trained on
+        with torch.no_grad():
+            predicted = model.predict(torch.tensor(test.states), torch.tensor(test.actions))[0].mean(0).numpy()
+        change = test.next_states - test.states
+        return float(np.abs(predicted - test.next_states).mean(0)[1] / np.abs(change[:, 1]).mean())
+
+    invariant, plain = far_error([0]), far_error([])
+    assert invariant < 0.1, invariant
+    assert plain > 2 * invariant, (plain, invariant)
+
+
 def test_a_model_with_angle_dims_learns_a_pendulum_across_the_full_turn():
     from mbrl_ros.data.transitions import TransitionBatch
     from mbrl_ros.models import ModelTrainer, ProbabilisticEnsemble, TrainerConfig

@@ -55,3 +55,15 @@ def test_bad_inputs_are_clear_errors(tmp_path, capsys):
     assert "cannot continue" in capsys.readouterr().out
     assert main(["train-model", str(tmp_path / "buffer"), str(tmp_path / "other"), "--hidden-units", "0"]) == 2
     assert "hidden_units" in capsys.readouterr().out
+    assert main(["train-model", str(tmp_path / "buffer"), str(tmp_path / "other"), "--angle-dims", "1",
+                 "--invariant-dims", "1"]) == 2
+    assert "both angle_dims and invariant_dims" in capsys.readouterr().out
+
+
+def test_a_new_model_takes_angle_and_invariant_dimensions(tmp_path):
+    write_buffer(tmp_path / "buffer")
+    assert main(["train-model", str(tmp_path / "buffer"), str(tmp_path / "model"), *SMALL, "--angle-dims", "1",
+                 "--invariant-dims", "0", "2"]) == 0
+    model = load_model(tmp_path / "model")
+    assert (model.angle_dims, model.invariant_dims) == ([1], [0, 2])
+    assert model.network.linear_layers()[0].weight.shape[1] == 2 + 1  # sin and cos of dim 1, the action
