@@ -37,7 +37,7 @@ class MPCConfig:
         replan_every: actions of a plan that :meth:`MPC.act` executes before it plans again.
         warm_start: start each plan from the last one shifted by the steps taken since (else from the
             middle of the action bounds).
-        disagreement_penalty: weight of the ensemble-disagreement penalty on rewards (0: off).
+        disagreement_penalty: weight of the ensemble-disagreement penalty on rewards (0: off; < 0: a bonus).
         discount: per-step discount of predicted rewards.
         seed: seed of the planner's random numbers: an int (problem b of a batch uses seed + b), one int per
             problem, or None (random).

@@ -18,8 +18,9 @@ noise asks the model for its means alone (``predict_mean``: an ensemble then ski
 Rewards and terminations are batched task functions of (s, a, s'); a particle earns no reward after the
 step on which it terminated. An optional penalty subtracts ``disagreement_penalty`` times the ensemble
 disagreement (mean over state dimensions of the standard deviation of the members' predicted means, at
-the same input) from every step's reward; in the ts modes that takes an all-member forward, E times the
-work of the plain step.
+the same input) from every step's reward; a negative weight makes it a bonus (optimism: plans seek what
+the members disagree on, to explore). In the ts modes that takes an all-member forward, E times the work of
+the plain step.
 """
 
 import math
@@ -71,7 +72,8 @@ class TrajectoryEvaluator:
         particles: particles per candidate in the ts modes; the other modes fix it (1, or E for ``members``)
             and reject any other value.
         sample_aleatoric: draw next states from the members' Gaussians (ts modes and ``members``).
-        disagreement_penalty: weight (return units per unit of state std) of the disagreement penalty.
+        disagreement_penalty: weight (return units per unit of state std) of the disagreement penalty; a
+            negative weight rewards disagreement instead.
         discount: per-step discount factor in (0, 1].
     """
 
@@ -90,9 +92,9 @@ class TrajectoryEvaluator:
             raise ValueError(f"unknown propagation {propagation!r}; choose from {list(PROPAGATION_MODES)}")
         if not callable(reward_fn) or (termination_fn is not None and not callable(termination_fn)):
             raise ValueError("reward_fn and termination_fn must be callables")
-        if not (isinstance(disagreement_penalty, int | float) and math.isfinite(disagreement_penalty)
-                and disagreement_penalty >= 0):
-            raise ValueError(f"disagreement_penalty must be a finite number >= 0, got {disagreement_penalty!r}")
+        if not (isinstance(disagreement_penalty, int | float) and not isinstance(disagreement_penalty, bool)
+                and math.isfinite(disagreement_penalty)):
+            raise ValueError(f"disagreement_penalty must be a finite number, got {disagreement_penalty!r}")
         if not (isinstance(discount, int | float) and 0 < discount <= 1):
             raise ValueError(f"discount must be in (0, 1], got {discount!r}")
         self.propagation = propagation
@@ -178,7 +180,7 @@ class TrajectoryEvaluator:
         x = states[:, None, None, :].expand(batch, count, particles, size).reshape(rows, size)
         alive = torch.ones(rows, dtype=torch.bool, device=x.device)
         total = torch.zeros(rows, dtype=x.dtype, device=x.device)
-        need_disagreement = record or self.disagreement_penalty > 0
+        need_disagreement = record or self.disagreement_penalty != 0
         assignment = self._assign(generators, batch, count * particles, x.device)
         history: dict[str, list[Tensor]] = {"states": [x], "members": [], "rewards": [], "disagreement": [],
                                             "alive": []}
@@ -195,7 +197,7 @@ class TrajectoryEvaluator:
             if reward.shape != (rows,):
                 raise ValueError(f"reward_fn returned shape {tuple(reward.shape)} for {rows} transitions; "
                                  f"expected ({rows},)")
-            penalised = reward - self.disagreement_penalty * disagreement if self.disagreement_penalty > 0 else reward
+            penalised = reward - self.disagreement_penalty * disagreement if self.disagreement_penalty != 0 else reward
             total += (self.discount**t) * torch.where(alive, penalised, torch.zeros_like(penalised))
             if record:
                 for key, value in (("members", members), ("rewards", reward), ("disagreement", disagreement),

@@ -145,6 +145,17 @@ def test_disagreement_penalty_subtracts_the_member_spread_from_each_step():
                              disagreement_penalty=2.0)
     result = ts.rollout(states, sequences, make_generators([0]))
     assert torch.allclose(result.disagreement, spread)
+    optimistic = TrajectoryEvaluator(OffsetEnsemble(OFFSETS), point_reward(0.0), propagation="expectation",
+                                     disagreement_penalty=-2.0)  # a bonus: exploration toward disagreement
+    bonus = optimistic.returns(states, sequences, [None]) - plain.returns(states, sequences, [None])
+    assert torch.allclose(bonus, 2.0 * HORIZON * spread.expand(1, 3))
+
+
+@pytest.mark.parametrize("weight", [float("nan"), float("inf"), True, "1"])
+def test_a_disagreement_weight_that_is_not_a_finite_number_is_refused(weight):
+    with pytest.raises(ValueError, match="disagreement_penalty"):
+        TrajectoryEvaluator(OffsetEnsemble(OFFSETS), point_reward(0.0), propagation="expectation",
+                            disagreement_penalty=weight)
 
 
 def test_bad_task_functions_and_inputs_are_rejected_with_clear_errors():
