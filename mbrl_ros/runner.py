@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
+import yaml
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -160,6 +161,41 @@ class RunMonitor(Node):
         super().destroy_node()
 
 
+class GraphConfigurationError(ValueError):
+    """The parameter file cannot configure the graph: unreadable, or a node refused a setting (named)."""
+
+
+def empty_list_parameters(config: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the empty lists in a parsed parameter file: ROS 2 cannot type them (rclpy refuses to
+    declare a parameter whose type is unknown), so the key has to be left out instead."""
+    if isinstance(config, dict):
+        return [name for key, value in config.items()
+                for name in empty_list_parameters(value, f"{prefix}{key}.")]
+    return [prefix.rstrip(".")] if isinstance(config, list) and not config else []
+
+
+def _check_parameter_file(path: Path) -> None:
+    """Raises GraphConfigurationError for a parameter file that no node could start from."""
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise GraphConfigurationError(f"cannot read the parameter file {path}: {error}") from error
+    if not isinstance(config, dict):
+        raise GraphConfigurationError(f"{path} is not a parameter file (a mapping of node names to ros__parameters)")
+    empty = [name.replace(".ros__parameters", "") for name in empty_list_parameters(config)]
+    if empty:
+        raise GraphConfigurationError(f"{path}: {', '.join(empty)}: an empty list cannot be a ROS 2 parameter "
+                                      f"(its type is unknown); leave the key out for the default")
+
+
+def _build(node_class: type[Node], **kwargs: Any) -> Node:
+    """The node, or GraphConfigurationError naming it when it refuses its parameters."""
+    try:
+        return node_class(**kwargs)
+    except (ValueError, KeyError, OSError, RuntimeError) as error:
+        raise GraphConfigurationError(f"{node_class.__name__}: {error}") from error
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """What ``mbrl-ros up`` runs.
@@ -182,12 +218,17 @@ class RunOptions:
 
 
 def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Path:
-    """Runs the graph until ``options.episodes`` episodes have ended; returns the run directory."""
+    """Runs the graph until ``options.episodes`` episodes have ended; returns the run directory.
+
+    Raises:
+        GraphConfigurationError: the parameter file is unreadable or a node refused one of its settings.
+    """
     from mbrl_ros.nodes.bag_recorder import BagRecorder
     from mbrl_ros.nodes.dynamics_learner import DynamicsLearner
     from mbrl_ros.nodes.mpc_controller import MpcController
     from mbrl_ros.nodes.mujoco_bridge import MujocoBridge
 
+    _check_parameter_file(options.config)
     run_dir = options.run_dir or Path("runs") / f"{options.config.stem}-{datetime.now():%Y%m%d-%H%M%S}"
     run_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(options.config, run_dir / "config.yaml")
@@ -212,10 +253,11 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
     executor = SingleThreadedExecutor(context=context)  # the work runs in the nodes' threads (nodes/spinning.py)
     spinner = threading.Thread(target=executor.spin, name="executor", daemon=True)
     try:
-        learner = DynamicsLearner(context=context, cli_args=params_file,
-                                  parameter_overrides=[Parameter("data_dir", value=str(data_dir))])
-        controller = MpcController(context=context, cli_args=params_file, parameter_overrides=mode)
-        nodes += [learner, controller]
+        learner = _build(DynamicsLearner, context=context, cli_args=params_file,
+                         parameter_overrides=[Parameter("data_dir", value=str(data_dir))])
+        nodes.append(learner)
+        controller = _build(MpcController, context=context, cli_args=params_file, parameter_overrides=mode)
+        nodes.append(controller)
         period = controller.task.dt if controller.mode == "realtime" else None
         monitor = RunMonitor(run_dir, "mujoco_bridge", controller.get_parameter("controller").value.rstrip("/"),
                              period, episode_ended, context=context)
@@ -227,7 +269,7 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
         spinner.start()
         # Last, and spun only once every subscription of the others is matched to its publishers: in lockstep the
         # bridge's first state goes out as soon as the controller listens, and the learner must not miss it.
-        bridge = MujocoBridge(context=context, cli_args=params_file, parameter_overrides=mode)
+        bridge = _build(MujocoBridge, context=context, cli_args=params_file, parameter_overrides=mode)
         nodes.append(bridge)
         if not wait_until_matched([bridge, controller], [learner, controller, monitor], timeout=10.0):
             bridge.get_logger().warning("starting before every subscription matched: the first states may be "

@@ -49,7 +49,9 @@ def run_node(node_class: Callable[[], Node], name: str, description: str, argv: 
         try:
             node = node_class()
         except (ValueError, KeyError, OSError, RuntimeError) as error:
-            print(f"{name}: {error}", file=sys.stderr)
+            hint = (" (an empty list in the parameter file? ROS 2 cannot type one: leave the key out)"
+                    if "PARAMETER_NOT_SET" in str(error) else "")  # rclpy's words for a parameter of unknown type
+            print(f"{name}: {error}{hint}", file=sys.stderr)
             return 2
         spin_until_shutdown(node)
     return 0

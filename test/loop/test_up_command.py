@@ -1,0 +1,45 @@
+"""``mbrl-ros up`` and the node executables on parameter files they cannot start from: a clear error, exit 2."""
+
+import yaml
+
+from mbrl_ros.cli import main
+from mbrl_ros.resources import config_path
+
+
+def cartpole_config(tmp_path, **model_settings):
+    """The shipped cart-pole parameter file with ``model_settings`` in the learner's model section."""
+    config = yaml.safe_load(config_path("cartpole_swingup").read_text())
+    config["dynamics_learner"]["ros__parameters"]["model"].update(model_settings)
+    path = tmp_path / "cartpole.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_up_refuses_an_empty_list_before_it_starts_anything(tmp_path, capsys):
+    path = cartpole_config(tmp_path, angle_dims=[])
+    assert main(["up", str(path), "--episodes", "1", "--run-dir", str(tmp_path / "run")]) == 2
+    out = capsys.readouterr().out
+    assert "dynamics_learner.model.angle_dims: an empty list cannot be a ROS 2 parameter" in out, out
+    assert not (tmp_path / "run").exists()
+
+
+def test_up_names_the_node_that_refuses_a_setting(tmp_path, capsys):
+    path = cartpole_config(tmp_path, hidden_units=0)
+    assert main(["up", str(path), "--episodes", "1", "--run-dir", str(tmp_path / "run")]) == 2
+    out = capsys.readouterr().out
+    assert "error: DynamicsLearner: hidden_units must be an integer >= 1, got 0" in out, out
+
+
+def test_up_refuses_a_file_that_is_not_a_parameter_file(tmp_path, capsys):
+    path = tmp_path / "broken.yaml"
+    path.write_text("dynamics_learner: [unclosed\n")
+    assert main(["up", str(path), "--episodes", "1", "--run-dir", str(tmp_path / "run")]) == 2
+    assert "cannot read the parameter file" in capsys.readouterr().out
+
+
+def test_a_node_executable_says_what_to_do_about_an_empty_list(tmp_path, capsys):
+    from mbrl_ros.nodes.dynamics_learner import main as dynamics_learner
+
+    path = cartpole_config(tmp_path, invariant_dims=[])
+    assert dynamics_learner(["dynamics_learner", "--ros-args", "--params-file", str(path)]) == 2
+    assert "leave the key out" in capsys.readouterr().err
