@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import rclpy
-import yaml
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -28,6 +27,7 @@ from std_msgs.msg import Float64MultiArray
 
 from mbrl_ros.msg import EpisodeSummary, ModelUpdate, PlannerStatus
 from mbrl_ros.nodes.conversions import stamp_to_seconds
+from mbrl_ros.offline.config import read_parameter_file
 from mbrl_ros.runs import EPISODE_COLUMNS, PLAN_COLUMNS, TICK_COLUMNS, CsvLog, plot_run
 
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -177,11 +177,9 @@ def empty_list_parameters(config: Any, prefix: str = "") -> list[str]:
 def _check_parameter_file(path: Path) -> None:
     """Raises GraphConfigurationError for a parameter file that no node could start from."""
     try:
-        config = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise GraphConfigurationError(f"cannot read the parameter file {path}: {error}") from error
-    if not isinstance(config, dict):
-        raise GraphConfigurationError(f"{path} is not a parameter file (a mapping of node names to ros__parameters)")
+        config = read_parameter_file(path)
+    except ValueError as error:
+        raise GraphConfigurationError(str(error)) from error
     empty = [name.replace(".ros__parameters", "") for name in empty_list_parameters(config)]
     if empty:
         raise GraphConfigurationError(f"{path}: {', '.join(empty)}: an empty list cannot be a ROS 2 parameter "

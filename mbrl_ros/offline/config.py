@@ -69,6 +69,21 @@ def node_parameters(config: dict[str, Any], node: str) -> dict[str, Any]:
     return merged
 
 
+def read_parameter_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The parsed parameter file at ``path`` (node names to ``ros__parameters`` mappings).
+
+    Raises:
+        ValueError: the file is unreadable, not YAML, or not a mapping.
+    """
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f"cannot read the parameter file {path}: {error}") from error
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} is not a parameter file (a mapping of node names to ros__parameters)")
+    return config
+
+
 def learner_settings(path: str | os.PathLike) -> LearnerSettings:
     """Reads and validates the learner's settings from the parameter file at ``path``.
 
@@ -78,12 +93,7 @@ def learner_settings(path: str | os.PathLike) -> LearnerSettings:
     from mbrl_ros.nodes.dynamics_learner import PARAMETERS
 
     path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ValueError(f"cannot read the parameter file {path}: {error}") from error
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} is not a parameter file (a mapping of node names to ros__parameters)")
+    config = read_parameter_file(path)
     try:
         learner = {name: default for name, (default, _) in PARAMETERS.items()} | node_parameters(config, LEARNER_NODE)
         controller = node_parameters(config, CONTROLLER_NODE)
