@@ -27,6 +27,7 @@ from std_msgs.msg import Float64MultiArray
 
 from mbrl_ros.msg import EpisodeSummary, ModelUpdate, PlannerStatus
 from mbrl_ros.nodes.conversions import stamp_to_seconds
+from mbrl_ros.nodes.spinning import REFUSED_PARAMETER_ERRORS, refusal_message
 from mbrl_ros.offline.config import read_parameter_file
 from mbrl_ros.runs import EPISODE_COLUMNS, PLAN_COLUMNS, TICK_COLUMNS, CsvLog, plot_run
 
@@ -190,8 +191,8 @@ def _build(node_class: type[Node], **kwargs: Any) -> Node:
     """The node, or GraphConfigurationError naming it when it refuses its parameters."""
     try:
         return node_class(**kwargs)
-    except (ValueError, KeyError, OSError, RuntimeError) as error:
-        raise GraphConfigurationError(f"{node_class.__name__}: {error}") from error
+    except REFUSED_PARAMETER_ERRORS as error:
+        raise GraphConfigurationError(f"{node_class.__name__}: {refusal_message(error)}") from error
 
 
 @dataclass(frozen=True)

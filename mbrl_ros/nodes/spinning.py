@@ -8,6 +8,16 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
+# What a node's constructor raises when its parameters are unusable (its own checks, or rclpy's).
+REFUSED_PARAMETER_ERRORS = (ValueError, KeyError, OSError, RuntimeError)
+
+
+def refusal_message(error: Exception) -> str:
+    """The reason a node refused its parameters, with a hint where rclpy's own words do not say what to do."""
+    if "PARAMETER_NOT_SET" in str(error):  # rclpy's words for a parameter of unknown type
+        return f"{error} (an empty list in the parameter file? ROS 2 cannot type one: leave the key out)"
+    return str(error)
+
 
 def spin_until_shutdown(node: Node) -> None:
     """Spins ``node`` on a single-threaded executor until Ctrl-C or SIGTERM, then destroys it.
@@ -48,10 +58,8 @@ def run_node(node_class: Callable[[], Node], name: str, description: str, argv: 
     with rclpy.init(args=argv):
         try:
             node = node_class()
-        except (ValueError, KeyError, OSError, RuntimeError) as error:
-            hint = (" (an empty list in the parameter file? ROS 2 cannot type one: leave the key out)"
-                    if "PARAMETER_NOT_SET" in str(error) else "")  # rclpy's words for a parameter of unknown type
-            print(f"{name}: {error}{hint}", file=sys.stderr)
+        except REFUSED_PARAMETER_ERRORS as error:
+            print(f"{name}: {refusal_message(error)}", file=sys.stderr)
             return 2
         spin_until_shutdown(node)
     return 0
