@@ -48,6 +48,7 @@ from mbrl_ros.nodes.conversions import (
     seconds_to_stamp,
     twist_stamped_message,
 )
+from mbrl_ros.nodes.parameters import section
 from mbrl_ros.nodes.spinning import run_node
 from mbrl_ros.sim.commands import ActuatorCommand
 from mbrl_ros.sim.episode import TaskSimulation
@@ -61,7 +62,8 @@ REAL_TIME_FACTOR_PERIOD = 1.0  # s of wall-clock time between ~/real_time_factor
 LOG_THROTTLE = 1.0  # s between repeated error/warning lines of one kind
 
 PARAMETERS: dict[str, tuple[Any, str, bool]] = {  # name: (default, description, changeable at run time)
-    "task": ("shadow_hand_cube", "task name or package.module:Class (mbrl_ros.tasks)", False),
+    "task": ("shadow_hand_cube", "task name or package.module:Class (mbrl_ros.tasks); options in task_options.*",
+             False),
     "episode_length": (0, "control steps per episode; 0 keeps the task's default", False),
     "seed": (0, "base seed: episode k starts from seed + k", False),
     "mode": ("realtime", "realtime (wall-clock steps) or lockstep (one step per command)", False),
@@ -82,13 +84,21 @@ class MujocoBridge(Node):
     """The bridge node; see the module docstring. Raises ValueError for unusable parameters."""
 
     def __init__(self, **node_options: Any) -> None:
-        super().__init__("mujoco_bridge", **node_options)
+        # whatever a parameter file gives is declared, so task_options.* reach the task as they reach the
+        # controller's and the learner's: all three must build the same task
+        super().__init__("mujoco_bridge", automatically_declare_parameters_from_overrides=True, **node_options)
         for name, (default, description, dynamic) in PARAMETERS.items():
+            descriptor = ParameterDescriptor(description=description, read_only=not dynamic,
+                                             type=Parameter.Type.from_parameter_value(default).value)
             try:
-                self.declare_parameter(name, default, ParameterDescriptor(description=description,
-                                                                          read_only=not dynamic))
+                if self.has_parameter(name):  # given: its type must be the default's
+                    self.set_descriptor(name, descriptor)
+                else:
+                    self.declare_parameter(name, default, descriptor)
             except ParameterException as error:
-                raise ValueError(f"parameter {name} ({type(default).__name__}): {error}") from error
+                given = self.get_parameter(name).value
+                raise ValueError(f"parameter {name} must be of type {type(default).__name__}, got {given!r} "
+                                 f"({error})") from error
         value = {name: self.get_parameter(name).value for name in PARAMETERS}
         if value["mode"] not in MODES:
             raise ValueError(f"parameter mode must be one of {MODES}, got {value['mode']!r}")
@@ -96,7 +106,9 @@ class MujocoBridge(Node):
             _check_timeout(name, value[name])
         if value["episode_length"] < 0:
             raise ValueError(f"parameter episode_length must be >= 0, got {value['episode_length']}")
-        options = {"episode_length": value["episode_length"]} if value["episode_length"] else {}
+        options = section(self, "task_options")
+        if value["episode_length"]:
+            options["episode_length"] = value["episode_length"]
         self._simulation = TaskSimulation(value["task"], seed=value["seed"], **options)
         self.task = self._simulation.task
         self._task_reference = value["task"]

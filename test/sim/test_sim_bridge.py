@@ -298,6 +298,23 @@ def test_unusable_start_up_parameters_are_refused_with_a_reason(ros_executor, st
         start_bridge(**parameters)
 
 
+def test_task_options_reach_the_bridges_task_as_the_controllers(ros_executor, start_bridge):
+    bridge = start_bridge(task="shadow_hand_cube", **{"task_options.goal_axes": "z", "task_options.goal_angle": 0.5})
+    assert (bridge.task.goal_axes, bridge.task.goal_angle) == ("z", 0.5)
+    assert start_bridge(task="reacher", **{"task_options.episode_length": 7}).task.episode_length == 7
+    assert start_bridge(task="reacher", episode_length=4, **{"task_options.episode_length": 7}).task.episode_length == 4
+    with pytest.raises(ValueError, match="bad options"):
+        start_bridge(task="reacher", **{"task_options.no_such_option": 1})
+
+
+def test_start_up_parameters_given_by_a_file_stay_read_only(ros_executor, start_bridge):
+    bridge = start_bridge(task="reacher", seed=3, command_timeout=0.2)
+    assert not bridge.set_parameters([Parameter("seed", value=4)])[0].successful
+    assert bridge.get_parameter("seed").value == 3
+    assert bridge.set_parameters([Parameter("command_timeout", value=0.3)])[0].successful
+    assert not bridge.set_parameters([Parameter("command_timeout", value="soon")])[0].successful
+
+
 def test_the_executable_exits_with_a_message_on_bad_parameters(capsys):
     assert main(["mujoco_bridge", "--ros-args", "-p", "mode:=fast"]) == 2
     assert "mode must be one of" in capsys.readouterr().err
