@@ -26,7 +26,7 @@ per episode against the goals (>= 180 by episode 5, >= 195 by episode 10) and wr
 
     .venv/bin/python bench/bench_loop.py --part p2 [--seconds 30] [--subscriber-priority 10]
     .venv/bin/python bench/bench_loop.py --part p3 [--seeds 3] [--episodes 10]
-    .venv/bin/python bench/bench_loop.py --part hand [--sim-minutes 60] [--block 5]
+    .venv/bin/python bench/bench_loop.py --part hand [--sim-minutes 60] [--block 5] [--config shadow_hand_cube]
     .venv/bin/python bench/bench_loop.py --quick     # p2 and p3, briefly
 Needs the environment of `make test` (DDS on loopback): run it through `make bench` or export the two variables.
 """
@@ -204,10 +204,12 @@ def p3(seeds: int, episodes: int, quick: bool) -> None:
     print(f"  curves in {RESULTS / 'bench_loop_p3.png'}")
 
 
-def hand(sim_minutes: float, block_minutes: float) -> None:
+def hand(sim_minutes: float, block_minutes: float, config_name: str) -> None:
     from mbrl_ros.runner import RunOptions, run
 
-    task = make_task("shadow_hand_cube")
+    config = config_path(config_name)
+    controller = node_parameters(yaml.safe_load(config.read_text()), "mpc_controller")
+    task = make_task(controller["task"], **(controller.get("task_options") or {}))  # its control period
     episode_minutes = task.dt * task.episode_length / 60.0
     episodes, per_block = round(sim_minutes / episode_minutes), max(1, round(block_minutes / episode_minutes))
     run_dir = RESULTS / "hand-run"
@@ -215,7 +217,8 @@ def hand(sim_minutes: float, block_minutes: float) -> None:
         shutil.rmtree(run_dir)
     successes: list[bool] = []
     started = time.monotonic()
-    print(f"P3 Shadow hand cube, lockstep, shipped config: {episodes} episodes ({sim_minutes:g} simulated min); "
+    print(f"P3 Shadow hand cube, lockstep, config {config.stem}: {episodes} episodes of {task.episode_length} x "
+          f"{task.dt:g} s ({sim_minutes:g} simulated min); "
           f"success rate per {per_block * episode_minutes:g} simulated min (goal >= 80 % within 60):", flush=True)
 
     def on_episode(record) -> None:
@@ -226,7 +229,7 @@ def hand(sim_minutes: float, block_minutes: float) -> None:
                   f"{(time.monotonic() - started) / 60:.0f} min, model v{record.model_version}, val MSE "
                   f"{record.validation_mse:.3g})", flush=True)
 
-    run(RunOptions(config_path("shadow_hand_cube"), episodes=episodes, mode="lockstep", run_dir=run_dir), on_episode)
+    run(RunOptions(config, episodes=episodes, mode="lockstep", run_dir=run_dir), on_episode)
     plot_success(successes, per_block, episode_minutes)
 
 
@@ -260,6 +263,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--sim-minutes", type=float, default=60.0, help="hand: simulated minutes to run")
     parser.add_argument("--block", type=float, default=5.0, help="hand: simulated minutes per success rate")
+    parser.add_argument("--config", default="shadow_hand_cube", help="hand: the config (a shipped one's name, or a file)")
     parser.add_argument("--quick", action="store_true", help="a short smoke run of p2 and p3")
     args = parser.parse_args()
     if args.part in (None, "p2"):
@@ -267,7 +271,7 @@ def main() -> None:
     if args.part in (None, "p3"):
         p3(1 if args.quick else args.seeds, 2 if args.quick else args.episodes, args.quick)
     if args.part == "hand":
-        hand(args.sim_minutes, args.block)
+        hand(args.sim_minutes, args.block, args.config)
 
 
 if __name__ == "__main__":

@@ -35,10 +35,12 @@ _GOAL_MARKER_OFFSET = np.array([0.0, -0.12, 0.05])  # where the goal cube is dra
 _JOINT_NOISE = 0.05  # half-width of the uniform initial hand joint noise (rad), clipped to the joint ranges
 _CUBE_POSITION_NOISE = 0.005  # half-width of the uniform initial cube x, y noise (m)
 _CUBE_YAW_NOISE = 0.15  # half-width of the uniform initial cube yaw noise (rad)
-_SETTLE_STEPS = 5  # control steps the hand holds still at reset so the cube comes to rest
+_SETTLE_TIME = 0.2  # s the hand holds still at reset so the cube comes to rest
 _DROP_HEIGHT = 0.1  # the cube counts as dropped below this height (m); it rests at ~0.167 on the palm
 _DROP_PENALTY = 20.0
 _SUCCESS_ANGLE = 0.4  # rad
+_SUCCESS_HOLD_TIME = 0.4  # s the orientation must stay within _SUCCESS_ANGLE
+_EPISODE_TIME = 4.0  # s
 
 
 def _axis_angle_quaternion(axis: np.ndarray, angle: float) -> np.ndarray:
@@ -63,13 +65,13 @@ class ShadowHandCube(Task):
     (3, m/s), ``object_angular_velocity`` (3, rad/s, world frame), ``goal_orientation`` (4).
     Action (20): joint angle targets of the position actuators (rad), bounded by their ranges.
     Reward: ``-angle(object, goal) - 20 * dropped`` at s' (dropped: cube centre below 0.1 m).
-    Terminates when dropped. Success: orientation error under 0.4 rad (and not dropped) for 10 consecutive
-    steps (0.4 s). 100 steps of 0.04 s.
+    Terminates when dropped. Success: orientation error under 0.4 rad (and not dropped) for 0.4 s (10
+    consecutive steps at the default control period). Episodes last 4 s: 100 steps of 0.04 s by default.
     """
 
     name = "shadow_hand_cube"
     mjcf = "gymnasium_robotics:envs/assets/hand/manipulate_block.xml"
-    dt = 0.04
+    dt = 0.04  # gymnasium-robotics' hand environments; PDDM's cube runs at 0.1 (the control_period option)
     episode_length = 100
     layout = StateLayout([
         JointPositions("hand_qpos", HAND_JOINTS),
@@ -85,13 +87,21 @@ class ShadowHandCube(Task):
     camera = CameraSpec(position=(1.35, 0.7, 0.45), target=(1.0, 0.88, 0.17))
     success_hold_steps = 10
 
-    def __init__(self, episode_length: int | None = None, goal_axes: str = "xyz", goal_angle: float = np.pi / 2):
+    def __init__(self, episode_length: int | None = None, goal_axes: str = "xyz", goal_angle: float = np.pi / 2,
+                 control_period: float = 0.04):
         """
         Args:
-            episode_length: control steps per episode (default 100).
+            episode_length: control steps per episode (default: 4 s of them).
             goal_axes: world axes (any of ``x``, ``y``, ``z``) the goal rotation is drawn about.
             goal_angle: magnitude of the goal rotation (rad).
+            control_period: s per control step, a multiple of the model's 0.002 s physics step.
         """
+        if isinstance(control_period, bool) or not isinstance(control_period, int | float) \
+                or not np.isfinite(control_period) or control_period <= 0:
+            raise ValueError(f"control_period must be a positive number of seconds, got {control_period!r}")
+        self.dt = float(control_period)
+        self.episode_length = max(1, round(_EPISODE_TIME / self.dt))
+        self.success_hold_steps = max(1, round(_SUCCESS_HOLD_TIME / self.dt))
         super().__init__(episode_length)
         if not goal_axes or set(goal_axes) - set("xyz"):
             raise ValueError(f"goal_axes must be a non-empty combination of 'x', 'y', 'z', got {goal_axes!r}")
@@ -128,7 +138,7 @@ class ShadowHandCube(Task):
         turn = _axis_angle_quaternion(axis, self.goal_angle * rng.choice([-1.0, 1.0]))
         sim.forward()
         hold = sim.hold_command()
-        for _ in range(_SETTLE_STEPS):
+        for _ in range(max(1, round(_SETTLE_TIME / self.dt))):
             sim.step(hold)
         goal = _multiply(turn, sim.body_pose("object")[3:])
         sim.set_body_pose("target", np.concatenate([_CUBE_START + _GOAL_MARKER_OFFSET, goal]))

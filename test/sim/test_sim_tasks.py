@@ -139,6 +139,27 @@ def test_success_needs_the_goal_held_for_the_required_consecutive_steps():
         assert simulation.summary().success == (step_number == task.success_hold_steps)
 
 
+def test_the_hand_control_period_keeps_the_physics_and_the_task_in_seconds():
+    fine, coarse = ShadowHandCube(), ShadowHandCube(control_period=0.1)
+    assert (coarse.dt, coarse.episode_length, coarse.success_hold_steps) == (0.1, 40, 4)
+    assert (fine.dt, fine.episode_length, fine.success_hold_steps) == (0.04, 100, 10)
+    assert ShadowHandCube(control_period=0.1, episode_length=70).episode_length == 70
+    fine_simulation, coarse_simulation = TaskSimulation(fine, seed=6), TaskSimulation(coarse, seed=6)
+    assert coarse_simulation.sim.frame_skip == 50
+    start = fine_simulation.state()
+    np.testing.assert_allclose(coarse_simulation.state(), start, atol=1e-9)  # the same reset
+    command = fine_simulation.hold_command() + 0.1
+    for _ in range(5):  # 0.2 s either way
+        fine_simulation.step(command)
+    for _ in range(2):
+        coarse_simulation.step(command)
+    np.testing.assert_allclose(coarse_simulation.state(), fine_simulation.state(), atol=1e-9)
+    assert np.abs(fine_simulation.state() - start)[fine.layout["hand_qpos"]].max() > 0.01  # the hand moved
+    for bad in (0.0, -0.1, float("nan"), True, "0.1"):
+        with pytest.raises(ValueError, match="control_period"):
+            ShadowHandCube(control_period=bad)
+
+
 def test_tasks_are_found_by_name_or_by_import_path(tmp_path, monkeypatch):
     (tmp_path / "my_tasks.py").write_text(textwrap.dedent("""
         import torch
