@@ -263,7 +263,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--sim-minutes", type=float, default=60.0, help="hand: simulated minutes to run")
     parser.add_argument("--block", type=float, default=5.0, help="hand: simulated minutes per success rate")
-    parser.add_argument("--config", default="shadow_hand_cube", help="hand: the config (a shipped one's name, or a file)")
+    parser.add_argument("--config", default="shadow_hand_cube", help="hand: a shipped config or a file")
     parser.add_argument("--quick", action="store_true", help="a short smoke run of p2 and p3")
     args = parser.parse_args()
     if args.part in (None, "p2"):
