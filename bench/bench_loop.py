@@ -1,23 +1,23 @@
 """Benchmarks of the learning loop through the ROS 2 graph (issue: the learning loop as ROS 2 nodes).
 
 P2 (``--part p2``): the Shadow hand at the PDDM cube config (MPPI, 1000 samples, horizon 7, a 3-member 2x250
-ensemble): the mujoco_bridge (realtime) and the mpc_controller (realtime, commands at 50 Hz) run as the
-installed executables, each in its own process; this process listens to the commands, first while the
-controller explores (no model, no planner: the floor this machine sets), then after publishing one model.
-Prints the replanning rate against its goal (10 Hz), the share of missed ticks against 1 %, and the p99 of
-the command period's deviation from 20 ms against 2 ms and against the exploring graph's, measured where
+ensemble): the mujoco_bridge (realtime, a new state every 40 ms) and the mpc_controller (realtime, commands at
+50 Hz) run as the installed executables, each in its own process; this process listens to the commands, first
+while the controller explores (no model, no planner: the floor this machine sets), then after publishing one
+model. Prints the replanning rate against its goal (10 Hz), the share of missed ticks against 1 %, and the p99
+of the command period's deviation from 20 ms against 2 ms and against the exploring graph's, measured where
 the subscriber's middleware receives each command, where its Python callback runs, and where the controller
 published it. ``--subscriber-priority N`` runs this subscribing process at SCHED_FIFO priority N (root or
 an rtprio limit needed), as a tuned robot driver would receive the commands; the bridge and the controller
 keep the default policy. (The controller's own timer thread at SCHED_FIFO was tried and made it worse: it
 waits for the GIL held by the planner thread, an inversion; p99 6.7 ms at the publisher.)
 
-P3 hand (``--part hand``): the Shadow hand cube task through the embedded graph in lockstep with the shipped
-config (``mbrl-ros up shadow_hand_cube``) for ``--sim-minutes`` of simulated interaction (60: the goal's hour,
-900 episodes of 4 s, about 2.5-3 h on 2 cores); prints the success rate of every block of ``--block``
-simulated minutes as it goes (so a stopped run still reports), against the goal (>= 80 % within one hour),
-and writes ``bench/results/bench_loop_hand.png``; the run directory (episodes.csv) is
-``bench/results/hand-run``.
+P3 hand (``--part hand``): the Shadow hand cube task through the embedded graph in lockstep with a config
+(default the shipped one, ``mbrl-ros up shadow_hand_cube``) for ``--sim-minutes`` of simulated interaction (60:
+the goal's hour, 900 episodes of 4 s, about an hour on 2 cores at the shipped 0.1 s control period); prints the
+success rate of every block of ``--block`` simulated minutes as it goes (so a stopped run still reports),
+against the goal (>= 80 % within one hour), and writes ``bench/results/bench_loop_hand.png``; the run directory
+(episodes.csv) is ``bench/results/hand-run``.
 
 P3 (``--part p3``): cart-pole swing-up through the embedded graph in lockstep with the shipped config
 (``mbrl-ros up cartpole_swingup``), for each seed: the return of every episode; prints the mean over seeds
@@ -61,17 +61,21 @@ QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 EXECUTABLES = Path(sys.prefix) / "lib" / "mbrl_ros"
 COMMAND_RATE = 50.0  # Hz
+# P2's bridge steps every 40 ms (the shipped config's period is 0.1 s): the controller replans on every new state,
+# so a state every 0.1 s would cap the replanning rate at its goal, 10 Hz, whatever the planner could do
+P2_STATE_PERIOD = 0.04  # s
 COMMAND_TIMES = ("the subscriber's DDS reception (goal p99 < 2 ms)", "the subscriber's Python callback",
                  "the controller's publish (the sample's source time)")
 RESULTS = Path(__file__).resolve().parent / "results"  # git-ignored
 
 
 def p2(seconds: float, subscriber_priority: int) -> None:
-    task = make_task("shadow_hand_cube")
+    task = make_task("shadow_hand_cube", control_period=P2_STATE_PERIOD)
     config = config_path("shadow_hand_cube")
     controller = node_parameters(yaml.safe_load(config.read_text()), "mpc_controller")["controller"]
-    # -p applies to /**, which the file's node sections would beat: mode lives under /** there.
-    common = ["--ros-args", "--params-file", str(config), "-p", "mode:=realtime"]
+    # -p applies to /**, which the file's node sections would beat: mode and task_options live under /** there.
+    common = ["--ros-args", "--params-file", str(config), "-p", "mode:=realtime",
+              "-p", f"task_options.control_period:={P2_STATE_PERIOD}"]
     if subscriber_priority:  # before anything is spawned, and before rclpy starts its threads, which inherit it
         try:
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(subscriber_priority))
