@@ -28,6 +28,8 @@ class MPPI(Optimizer):
         beta: noise filter coefficient in (0, 1]; 1 gives white noise, smaller values smoother noise.
         sigma: standard deviation of the unfiltered noise ``u``, in action units: one value or one per
             action dimension (A,).
+        relative_sigma: ``sigma`` is in units of half each dimension's range instead, as in PDDM, whose
+            actions are normalised to [-1, 1]: every dimension is perturbed alike for its range.
     """
 
     name = "mppi"
@@ -41,6 +43,7 @@ class MPPI(Optimizer):
         gamma: float = 10.0,
         beta: float = 0.6,
         sigma: float | Sequence[float] = 0.9,
+        relative_sigma: bool = False,
     ):
         super().__init__(lower_bound, upper_bound)
         self.population = check_positive_int("population", population)
@@ -54,7 +57,11 @@ class MPPI(Optimizer):
             raise ValueError(f"sigma must be one number or one per action dimension ({self.action_dim}), got {sigma!r}")
         if not (torch.isfinite(sigma_tensor).all() and (sigma_tensor > 0).all()):
             raise ValueError(f"sigma must be positive and finite, got {sigma!r}")
+        if not isinstance(relative_sigma, bool):
+            raise ValueError(f"relative_sigma must be true or false, got {relative_sigma!r}")
         self.sigma = sigma_tensor.expand(self.action_dim).clone()
+        if relative_sigma:
+            self.sigma *= (self.upper_bound - self.lower_bound) / 2
 
     def sample_noise(self, generators: Generators, horizon: int, device: torch.device, dtype: torch.dtype) -> Tensor:
         """(B, N, H, A) filtered noise ``n_t = beta u_t + (1 - beta) n_{t-1}`` with ``u_t ~ N(0, sigma^2)``."""

@@ -94,6 +94,16 @@ def test_cem_returns_the_mean_not_the_best_sample():
     assert -quadratic(result[None])[0] < 0.3
 
 
+def test_mppi_relative_sigma_scales_the_noise_by_half_each_range():
+    low, high = [-1.0, 0.0, -3.0], [1.0, 0.5, 5.0]
+    mppi = MPPI(low, high, population=20000, sigma=0.9, relative_sigma=True, beta=1.0)
+    noise = mppi.sample_noise([torch.Generator().manual_seed(0)], 4, torch.device("cpu"), torch.float32)
+    torch.testing.assert_close(noise.std(dim=(0, 1, 2)), torch.tensor([0.9, 0.225, 3.6]), rtol=0.03, atol=0)
+    torch.testing.assert_close(MPPI(low, high, sigma=0.9).sigma, torch.full((3,), 0.9))
+    with pytest.raises(ValueError, match="relative_sigma"):
+        MPPI(low, high, relative_sigma="yes")
+
+
 def mppi_noise(beta, population=40000, horizon=8, sigma=0.5):
     mppi = MPPI([-100.0], [100.0], population=population, beta=beta, sigma=sigma)
     samples = mppi.sample_population(torch.zeros(1, horizon, 1), make_generators([0]))
