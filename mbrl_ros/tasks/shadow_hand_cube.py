@@ -71,8 +71,6 @@ class ShadowHandCube(Task):
 
     name = "shadow_hand_cube"
     mjcf = "gymnasium_robotics:envs/assets/hand/manipulate_block.xml"
-    dt = 0.04  # gymnasium-robotics' hand environments; PDDM's cube runs at 0.1 (the control_period option)
-    episode_length = 100
     layout = StateLayout([
         JointPositions("hand_qpos", HAND_JOINTS),
         JointVelocities("hand_qvel", HAND_JOINTS),
@@ -85,7 +83,6 @@ class ShadowHandCube(Task):
     bodies = {"object": "object", "goal": "target"}
     goal_bodies = ("target",)
     camera = CameraSpec(position=(1.35, 0.7, 0.45), target=(1.0, 0.88, 0.17))
-    success_hold_steps = 10
 
     def __init__(self, episode_length: int | None = None, goal_axes: str = "xyz", goal_angle: float = np.pi / 2,
                  control_period: float = 0.04):
@@ -94,7 +91,8 @@ class ShadowHandCube(Task):
             episode_length: control steps per episode (default: 4 s of them).
             goal_axes: world axes (any of ``x``, ``y``, ``z``) the goal rotation is drawn about.
             goal_angle: magnitude of the goal rotation (rad).
-            control_period: s per control step, a multiple of the model's 0.002 s physics step.
+            control_period: s per control step, a multiple of the model's 0.002 s physics step (default:
+                gymnasium-robotics' hand environments; PDDM's cube runs at 0.1).
         """
         if isinstance(control_period, bool) or not isinstance(control_period, int | float) \
                 or not np.isfinite(control_period) or control_period <= 0:
