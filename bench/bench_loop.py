@@ -53,7 +53,7 @@ from std_msgs.msg import Float64MultiArray
 
 from mbrl_ros.models import ProbabilisticEnsemble, model_to_payload
 from mbrl_ros.msg import ModelUpdate
-from mbrl_ros.offline.config import node_parameters
+from mbrl_ros.offline.config import node_parameters, node_task, read_parameter_file
 from mbrl_ros.resources import config_path
 from mbrl_ros.tasks import make_task
 
@@ -72,7 +72,7 @@ RESULTS = Path(__file__).resolve().parent / "results"  # git-ignored
 def p2(seconds: float, subscriber_priority: int) -> None:
     task = make_task("shadow_hand_cube", control_period=P2_STATE_PERIOD)
     config = config_path("shadow_hand_cube")
-    controller = node_parameters(yaml.safe_load(config.read_text()), "mpc_controller")["controller"]
+    controller = node_parameters(read_parameter_file(config), "mpc_controller")["controller"]
     # -p applies to /**, which the file's node sections would beat: mode and task_options live under /** there.
     common = ["--ros-args", "--params-file", str(config), "-p", "mode:=realtime",
               "-p", f"task_options.control_period:={P2_STATE_PERIOD}"]
@@ -212,8 +212,7 @@ def hand(sim_minutes: float, block_minutes: float, config_name: str) -> None:
     from mbrl_ros.runner import RunOptions, run
 
     config = config_path(config_name)
-    controller = node_parameters(yaml.safe_load(config.read_text()), "mpc_controller")
-    task = make_task(controller["task"], **(controller.get("task_options") or {}))  # its control period
+    task = node_task(node_parameters(read_parameter_file(config), "mpc_controller"))  # its control period
     episode_minutes = task.dt * task.episode_length / 60.0
     episodes, per_block = round(sim_minutes / episode_minutes), max(1, round(block_minutes / episode_minutes))
     run_dir = RESULTS / "hand-run"

@@ -22,11 +22,10 @@ import time
 import mujoco
 import numpy as np
 import torch
-import yaml
 from mujoco import rollout
 
 from mbrl_ros.models import DynamicsModel, load_model
-from mbrl_ros.offline.config import node_parameters
+from mbrl_ros.offline.config import node_parameters, node_task, read_parameter_file
 from mbrl_ros.planning import MPCConfig
 from mbrl_ros.planning.registry import make_optimizer
 from mbrl_ros.resources import config_path
@@ -119,12 +118,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1000, help="episode seeds start here")
     parser.add_argument("--model", help="a saved model directory to check on the oracle's episodes")
     args = parser.parse_args()
-    controller = node_parameters(yaml.safe_load(config_path(args.config).read_text()), "mpc_controller")
+    controller = node_parameters(read_parameter_file(config_path(args.config)), "mpc_controller")
     mpc = MPCConfig.from_dict(controller.get("mpc") or {})  # the controller's defaults for what the file leaves out
     params = dict(mpc.optimizer_params)
     if args.population:
         params["population"] = args.population
-    episode = TaskSimulation(controller["task"], seed=args.seed, **(controller.get("task_options") or {}))
+    episode = TaskSimulation(node_task(controller), seed=args.seed)
     task = episode.task
     optimizer = make_optimizer(mpc.optimizer, *task.action_bounds, **params)
     objective = SimulatorObjective(episode, threads=os.cpu_count() or 1)

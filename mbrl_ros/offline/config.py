@@ -69,6 +69,12 @@ def node_parameters(config: dict[str, Any], node: str) -> dict[str, Any]:
     return merged
 
 
+def node_task(parameters: dict[str, Any]) -> Task:
+    """The task a node's parameters (as :func:`node_parameters` gives them) build: ``task`` with its
+    ``task_options``, as the nodes build it."""
+    return make_task(str(parameters["task"]), **dict(parameters.get("task_options") or {}))
+
+
 def read_parameter_file(path: str | os.PathLike) -> dict[str, Any]:
     """The parsed parameter file at ``path`` (node names to ``ros__parameters`` mappings).
 
@@ -97,7 +103,7 @@ def learner_settings(path: str | os.PathLike) -> LearnerSettings:
     try:
         learner = {name: default for name, (default, _) in PARAMETERS.items()} | node_parameters(config, LEARNER_NODE)
         controller = node_parameters(config, CONTROLLER_NODE)
-        task = make_task(str(learner["task"]), **dict(learner.get("task_options") or {}))
+        task = node_task(learner)
         robots = learner["robots"]
         if isinstance(robots, str) or not all(isinstance(robot, str) for robot in robots):
             raise ValueError(f"robots must be a list of namespaces, got {robots!r}")
