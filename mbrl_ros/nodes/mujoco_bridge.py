@@ -90,11 +90,11 @@ class MujocoBridge(Node):
         for name, (default, description, dynamic) in PARAMETERS.items():
             descriptor = ParameterDescriptor(description=description, read_only=not dynamic,
                                              type=Parameter.Type.from_parameter_value(default).value)
+            if not self.has_parameter(name):
+                self.declare_parameter(name, default, descriptor)
+                continue
             try:
-                if self.has_parameter(name):  # given: its type must be the default's
-                    self.set_descriptor(name, descriptor)
-                else:
-                    self.declare_parameter(name, default, descriptor)
+                self.set_descriptor(name, descriptor)  # given by a parameter file: its type must be the default's
             except ParameterException as error:
                 given = self.get_parameter(name).value
                 raise ValueError(f"parameter {name} must be of type {type(default).__name__}, got {given!r} "
