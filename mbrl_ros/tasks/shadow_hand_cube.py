@@ -37,7 +37,6 @@ _CUBE_POSITION_NOISE = 0.005  # half-width of the uniform initial cube x, y nois
 _CUBE_YAW_NOISE = 0.15  # half-width of the uniform initial cube yaw noise (rad)
 _SETTLE_TIME = 0.2  # s the hand holds still at reset so the cube comes to rest
 _DROP_HEIGHT = 0.1  # the cube counts as dropped below this height (m); it rests at ~0.167 on the palm
-_DROP_PENALTY = 20.0
 _SUCCESS_ANGLE = 0.4  # rad
 _SUCCESS_HOLD_TIME = 0.4  # s the orientation must stay within _SUCCESS_ANGLE
 _EPISODE_TIME = 4.0  # s
@@ -64,7 +63,7 @@ class ShadowHandCube(Task):
     ``object_position`` (3, m), ``object_orientation`` (4, quaternion w first), ``object_linear_velocity``
     (3, m/s), ``object_angular_velocity`` (3, rad/s, world frame), ``goal_orientation`` (4).
     Action (20): joint angle targets of the position actuators (rad), bounded by their ranges.
-    Reward: ``-angle(object, goal) - 20 * dropped`` at s' (dropped: cube centre below 0.1 m).
+    Reward: ``-angle(object, goal) - drop_penalty * dropped`` at s' (dropped: cube centre below 0.1 m).
     Terminates when dropped. Success: orientation error under 0.4 rad (and not dropped) for 0.4 s (10
     consecutive steps at the default control period). Episodes last 4 s: 100 steps of 0.04 s by default.
     """
@@ -85,7 +84,7 @@ class ShadowHandCube(Task):
     camera = CameraSpec(position=(1.35, 0.7, 0.45), target=(1.0, 0.88, 0.17))
 
     def __init__(self, episode_length: int | None = None, goal_axes: str = "xyz", goal_angle: float = np.pi / 2,
-                 control_period: float = 0.04):
+                 control_period: float = 0.04, drop_penalty: float = 20.0):
         """
         Args:
             episode_length: control steps per episode (default: 4 s of them).
@@ -93,6 +92,8 @@ class ShadowHandCube(Task):
             goal_angle: magnitude of the goal rotation (rad).
             control_period: s per control step, a multiple of the model's 0.002 s physics step (default:
                 gymnasium-robotics' hand environments; PDDM's cube runs at 0.1).
+            drop_penalty: reward lost when the cube drops, against 1 per radian of orientation error per step
+                (PDDM's cube: 1000 against 7, about 140).
         """
         if isinstance(control_period, bool) or not isinstance(control_period, int | float) \
                 or not np.isfinite(control_period) or control_period <= 0:
@@ -105,6 +106,10 @@ class ShadowHandCube(Task):
             raise ValueError(f"goal_axes must be a non-empty combination of 'x', 'y', 'z', got {goal_axes!r}")
         self.goal_axes = goal_axes
         self.goal_angle = float(goal_angle)
+        if isinstance(drop_penalty, bool) or not isinstance(drop_penalty, int | float) \
+                or not np.isfinite(drop_penalty) or drop_penalty < 0:
+            raise ValueError(f"drop_penalty must be a non-negative number, got {drop_penalty!r}")
+        self.drop_penalty = float(drop_penalty)
 
     def dropped(self, state: Tensor) -> Tensor:
         """Whether the cube has fallen off the hand, (N, S) -> (N,) bool."""
@@ -116,7 +121,7 @@ class ShadowHandCube(Task):
         return quaternion_angle(object_orientation, state[..., self.layout["goal_orientation"]])
 
     def reward(self, state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:
-        return -self.orientation_error(next_state) - _DROP_PENALTY * self.dropped(next_state).to(next_state.dtype)
+        return -self.orientation_error(next_state) - self.drop_penalty * self.dropped(next_state).to(next_state.dtype)
 
     def terminated(self, next_state: Tensor) -> Tensor:
         return self.dropped(next_state)

@@ -127,6 +127,13 @@ def test_dropping_the_cube_is_penalised_and_ends_the_episode(tasks):
     next_state = torch.from_numpy(step.next_state)[None]
     expected = -task.orientation_error(next_state).item() - 20.0
     assert step.reward == pytest.approx(expected) and not step.success
+    state = torch.from_numpy(step.state)[None]
+    for penalty in (0.0, 140.0):
+        reward = ShadowHandCube(drop_penalty=penalty).reward(state, torch.zeros(1, task.action_dim), next_state)
+        assert reward.item() == pytest.approx(-task.orientation_error(next_state).item() - penalty)
+    for bad in (-1.0, float("nan"), float("inf"), True, "20"):
+        with pytest.raises(ValueError, match="drop_penalty"):
+            ShadowHandCube(drop_penalty=bad)
 
 
 def test_success_needs_the_goal_held_for_the_required_consecutive_steps():
