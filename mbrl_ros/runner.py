@@ -29,7 +29,7 @@ from mbrl_ros.msg import EpisodeSummary, ModelUpdate, PlannerStatus
 from mbrl_ros.nodes.conversions import stamp_to_seconds
 from mbrl_ros.nodes.spinning import REFUSED_PARAMETER_ERRORS, refusal_message
 from mbrl_ros.offline.config import read_parameter_file
-from mbrl_ros.runs import EPISODE_COLUMNS, PLAN_COLUMNS, TICK_COLUMNS, CsvLog, plot_run
+from mbrl_ros.runs import RUN_LOGS, CsvLog, plot_run
 
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RELIABLE_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -41,6 +41,7 @@ class EpisodeRecord:
     """One finished episode as the runner reports it (a row of ``episodes.csv``)."""
 
     episode: int
+    seed: int  # the seed of the episode's initial state and goal (the simulator's reset)
     episode_return: float
     success: bool
     length: int
@@ -55,7 +56,7 @@ class EpisodeRecord:
     wall_time_s: float
 
     def row(self) -> dict[str, Any]:
-        return {"episode": self.episode, "return": self.episode_return, "success": self.success,
+        return {"episode": self.episode, "seed": self.seed, "return": self.episode_return, "success": self.success,
                 "length": self.length, "transitions": self.transitions, "model_version": self.model_version,
                 "validation_nll": self.validation_nll, "validation_mse": self.validation_mse,
                 "plan_latency_p50_ms": self.plan_latency_p50_ms,
@@ -84,7 +85,7 @@ class RunMonitor(Node):
     """Observes the running graph and writes the run directory; see the module docstring.
 
     Args:
-        run_dir: where the CSV files go.
+        logs: the run directory's CSV logs by name (:data:`~mbrl_ros.runs.RUN_LOGS`), which the caller closes.
         bridge: the bridge node's name (its ``~/episode`` topic).
         controller: the controller's command namespace (``<controller>/commands``).
         control_period: seconds between commands in realtime mode, for counting missed ticks; None in
@@ -92,12 +93,10 @@ class RunMonitor(Node):
         on_episode: called with every finished episode.
     """
 
-    def __init__(self, run_dir: Path, bridge: str, controller: str, control_period: float | None,
+    def __init__(self, logs: dict[str, CsvLog], bridge: str, controller: str, control_period: float | None,
                  on_episode: Callable[[EpisodeRecord], None], **node_options: Any):
         super().__init__("mbrl_run_monitor", **node_options)
-        self._logs = {name: CsvLog(run_dir / f"{name}.csv", columns)
-                      for name, columns in (("episodes", EPISODE_COLUMNS), ("plans", PLAN_COLUMNS),
-                                            ("ticks", TICK_COLUMNS))}
+        self._logs = logs
         self._period, self._on_episode = control_period, on_episode
         self._lock = threading.Lock()
         self._window = _EpisodeWindow()
@@ -144,8 +143,9 @@ class RunMonitor(Node):
             window, self._window = self._window, _EpisodeWindow()
             latencies = 1e3 * np.array(window.plan_times)
             record = EpisodeRecord(
-                episode=int(msg.episode), episode_return=float(msg.episode_return), success=bool(msg.success),
-                length=int(msg.length), transitions=self._transitions, model_version=self._model_version,
+                episode=int(msg.episode), seed=int(msg.seed), episode_return=float(msg.episode_return),
+                success=bool(msg.success), length=int(msg.length), transitions=self._transitions,
+                model_version=self._model_version,
                 validation_nll=self._validation_nll, validation_mse=self._validation_mse,
                 plan_latency_p50_ms=float(np.percentile(latencies, 50)) if len(latencies) else float("nan"),
                 plan_latency_p99_ms=float(np.percentile(latencies, 99)) if len(latencies) else float("nan"),
@@ -156,14 +156,13 @@ class RunMonitor(Node):
             self._logs["episodes"].write(**record.row())
         self._on_episode(record)
 
-    def destroy_node(self) -> None:
-        for log in self._logs.values():
-            log.close()
-        super().destroy_node()
-
 
 class GraphConfigurationError(ValueError):
     """The parameter file cannot configure the graph: unreadable, or a node refused a setting (named)."""
+
+
+class RunDirectoryError(ValueError):
+    """The run directory cannot take this run's logs (one holds the columns of another version)."""
 
 
 def empty_list_parameters(config: Any, prefix: str = "") -> list[str]:
@@ -221,6 +220,7 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
 
     Raises:
         GraphConfigurationError: the parameter file is unreadable or a node refused one of its settings.
+        RunDirectoryError: a log already in the run directory has other columns than this version writes.
     """
     from mbrl_ros.nodes.bag_recorder import BagRecorder
     from mbrl_ros.nodes.dynamics_learner import DynamicsLearner
@@ -230,6 +230,14 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
     _check_parameter_file(options.config)
     run_dir = options.run_dir or Path("runs") / f"{options.config.stem}-{datetime.now():%Y%m%d-%H%M%S}"
     run_dir.mkdir(parents=True, exist_ok=True)
+    logs: dict[str, CsvLog] = {}
+    try:
+        for name, columns in RUN_LOGS.items():
+            logs[name] = CsvLog(run_dir / f"{name}.csv", columns)
+    except ValueError as error:
+        for log in logs.values():
+            log.close()
+        raise RunDirectoryError(str(error)) from error
     shutil.copyfile(options.config, run_dir / "config.yaml")
     data_dir = options.data_dir or run_dir / "learner"
     params_file = ["--ros-args", "--params-file", str(options.config)]
@@ -258,7 +266,7 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
         controller = _build(MpcController, context=context, cli_args=params_file, parameter_overrides=mode)
         nodes.append(controller)
         period = controller.task.dt if controller.mode == "realtime" else None
-        monitor = RunMonitor(run_dir, "mujoco_bridge", controller.get_parameter("controller").value.rstrip("/"),
+        monitor = RunMonitor(logs, "mujoco_bridge", controller.get_parameter("controller").value.rstrip("/"),
                              period, episode_ended, context=context)
         nodes.append(monitor)
         if options.record:
@@ -288,6 +296,8 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
         for node in reversed(nodes):
             node.destroy_node()  # the controller joins its planner, the learner its training, the recorder its bag
         context.try_shutdown()
+        for log in logs.values():
+            log.close()
     plot_run(run_dir)
     return run_dir
 

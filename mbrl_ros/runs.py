@@ -21,11 +21,12 @@ from typing import IO
 import numpy as np
 
 EPISODE_COLUMNS = (
-    "episode", "return", "success", "length", "transitions", "model_version", "validation_nll", "validation_mse",
-    "plan_latency_p50_ms", "plan_latency_p99_ms", "missed_ticks", "sim_time_s", "wall_time_s",
+    "episode", "seed", "return", "success", "length", "transitions", "model_version", "validation_nll",
+    "validation_mse", "plan_latency_p50_ms", "plan_latency_p99_ms", "missed_ticks", "sim_time_s", "wall_time_s",
 )
 PLAN_COLUMNS = ("time_s", "plan_time_ms", "iterations", "predicted_return", "disagreement", "model_version")
 TICK_COLUMNS = ("time_s", "missed")
+RUN_LOGS = {"episodes": EPISODE_COLUMNS, "plans": PLAN_COLUMNS, "ticks": TICK_COLUMNS}  # <name>.csv: its header
 
 
 class CsvLog:
@@ -34,11 +35,21 @@ class CsvLog:
     Args:
         path: the file.
         columns: the header; every row gives a value for each.
+
+    Raises:
+        ValueError: the existing file has another header (e.g. written by an older version): appending would
+            misalign its columns.
     """
 
     def __init__(self, path: str | os.PathLike, columns: Sequence[str]):
         self.path, self.columns = Path(path), tuple(columns)
         is_new = not self.path.exists() or self.path.stat().st_size == 0
+        if not is_new:
+            with open(self.path, newline="") as existing:
+                header = tuple(next(csv.reader(existing), ()))
+            if header != self.columns:
+                raise ValueError(f"{self.path} has the columns {list(header)}, not {list(self.columns)}: "
+                                 "give a new run directory")
         self._file: IO[str] = open(self.path, "a", newline="")  # closed by close()
         self._writer = csv.DictWriter(self._file, fieldnames=self.columns)
         if is_new:

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from mbrl_ros.resources import config_path
-    from mbrl_ros.runner import GraphConfigurationError, RunOptions
+    from mbrl_ros.runner import GraphConfigurationError, RunDirectoryError, RunOptions
     from mbrl_ros.runner import run as run_graph
 
     if args.episodes < 1:
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print("interrupted")
             return 130
-        except GraphConfigurationError as error:
+        except (GraphConfigurationError, RunDirectoryError) as error:
             print(f"error: {error}")
             return 2
     print(f"run directory: {run_dir}")

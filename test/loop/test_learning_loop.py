@@ -20,5 +20,7 @@ def test_episodes_4_and_5_clearly_beat_the_random_first_episode(tmp_path):
     # learning, never noise.
     assert records[1].model_version >= 1, "episode 2 ran before the model trained on episode 1 arrived"
     assert returns[3:].mean() > returns[0] + 30, f"no learning: returns {returns.round(1)}"
-    np.testing.assert_allclose(read_csv(run_dir / "episodes.csv")["return"], returns)
+    episodes = read_csv(run_dir / "episodes.csv")
+    np.testing.assert_allclose(episodes["return"], returns)
+    np.testing.assert_array_equal(episodes["seed"], np.arange(5))  # the bridge's seed 0, then one per episode
     assert (run_dir / "learning_curve.png").stat().st_size > 0

@@ -37,6 +37,17 @@ def test_up_refuses_a_file_that_is_not_a_parameter_file(tmp_path, capsys):
     assert "cannot read the parameter file" in capsys.readouterr().out
 
 
+def test_up_refuses_a_run_directory_whose_logs_have_other_columns(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "episodes.csv").write_text("episode,return\n0,1.5\n")  # as an older version wrote it
+    assert main(["up", "cartpole_swingup", "--episodes", "1", "--run-dir", str(run_dir)]) == 2
+    out = capsys.readouterr().out
+    assert "episodes.csv has the columns ['episode', 'return']" in out and "give a new run directory" in out, out
+    assert (run_dir / "episodes.csv").read_text() == "episode,return\n0,1.5\n"  # left as it was
+    assert not (run_dir / "learner").exists()
+
+
 def test_a_node_executable_says_what_to_do_about_an_empty_list(tmp_path, capsys):
     from mbrl_ros.nodes.dynamics_learner import main as dynamics_learner
 

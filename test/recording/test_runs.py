@@ -16,7 +16,8 @@ def write_run(run_dir: Path, episodes: int = 5) -> None:
             for name, columns in (("episodes", EPISODE_COLUMNS), ("plans", PLAN_COLUMNS), ("ticks", TICK_COLUMNS))}
     for episode in range(1, episodes + 1):
         logs["episodes"].write(
-            episode=episode, **{"return": 20.0 * episode}, success=episode > 3, length=200, transitions=200 * episode,
+            episode=episode, seed=episode, **{"return": 20.0 * episode}, success=episode > 3, length=200,
+            transitions=200 * episode,
             model_version=episode - 1, validation_nll=1.0 / episode, validation_mse=0.5 / episode,
             plan_latency_p50_ms=40.0, plan_latency_p99_ms=80.0, missed_ticks=episode % 2, sim_time_s=4.0 * episode,
             wall_time_s=6.0 * episode,
@@ -29,7 +30,7 @@ def write_run(run_dir: Path, episodes: int = 5) -> None:
         log.close()
 
 
-def test_logs_read_back_as_columns_and_reopening_appends(tmp_path):
+def test_logs_read_back_as_columns_and_reopening_appends_only_under_the_same_header(tmp_path):
     write_run(tmp_path)
     episodes = read_csv(tmp_path / "episodes.csv")
     assert episodes["return"].tolist() == [20.0, 40.0, 60.0, 80.0, 100.0]
@@ -39,6 +40,8 @@ def test_logs_read_back_as_columns_and_reopening_appends(tmp_path):
     log.close()
     ticks = read_csv(tmp_path / "ticks.csv")
     assert len(ticks["time_s"]) == 301 and ticks["time_s"][-1] == 99.0
+    with pytest.raises(ValueError, match="episodes.csv has the columns"):
+        CsvLog(tmp_path / "episodes.csv", [column for column in EPISODE_COLUMNS if column != "seed"])
 
 
 def test_a_row_with_missing_or_unknown_columns_is_refused(tmp_path):
