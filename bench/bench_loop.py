@@ -16,7 +16,8 @@ P3 hand (``--part hand``): the Shadow hand cube task through the embedded graph 
 (default the shipped one, ``mbrl-ros up shadow_hand_cube``) for ``--sim-minutes`` of simulated interaction (60:
 the goal's hour, 900 episodes of 4 s, about an hour on 2 cores at the shipped 0.1 s control period); prints the
 success rate of every block of ``--block`` simulated minutes as it goes (so a stopped run still reports),
-against the goal (>= 80 % within one hour), and writes ``bench/results/bench_loop_hand.png``; the run directory
+against the goal (>= 80 % within one hour), then each goal turn's (``x+``: +90 degrees about x, ...) successes
+and drops, and writes ``bench/results/bench_loop_hand.png``; the run directory
 (episodes.csv) is ``bench/results/hand-run``.
 
 P3 (``--part p3``): cart-pole swing-up through the embedded graph in lockstep with the shipped config
@@ -45,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+import torch
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
@@ -55,7 +57,9 @@ from mbrl_ros.models import ProbabilisticEnsemble, model_to_payload
 from mbrl_ros.msg import ModelUpdate
 from mbrl_ros.offline.config import node_parameters, node_task, read_parameter_file
 from mbrl_ros.resources import config_path
+from mbrl_ros.sim.episode import TaskSimulation
 from mbrl_ros.tasks import make_task
+from mbrl_ros.tasks.rotations import quaternion_conjugate, quaternion_multiply
 
 QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -219,6 +223,7 @@ def hand(sim_minutes: float, block_minutes: float, config_name: str) -> None:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     successes: list[bool] = []
+    episodes_run: list[tuple[int, bool, bool]] = []  # (seed, success, dropped) per episode
     started = time.monotonic()
     print(f"P3 Shadow hand cube, lockstep, config {config.stem}: {episodes} episodes of {task.episode_length} x "
           f"{task.dt:g} s ({sim_minutes:g} simulated min); "
@@ -226,6 +231,7 @@ def hand(sim_minutes: float, block_minutes: float, config_name: str) -> None:
 
     def on_episode(record) -> None:
         successes.append(bool(record.success))
+        episodes_run.append((record.seed, bool(record.success), record.length < task.episode_length))
         if len(successes) % per_block == 0:
             rate = 100 * np.mean(successes[-per_block:])
             print(f"  simulated min {len(successes) * episode_minutes:5.1f}: success {rate:5.1f} %  (wall "
@@ -234,6 +240,30 @@ def hand(sim_minutes: float, block_minutes: float, config_name: str) -> None:
 
     run(RunOptions(config, episodes=episodes, mode="lockstep", run_dir=run_dir), on_episode)
     plot_success(successes, per_block, episode_minutes)
+    print_goal_breakdown(task, episodes_run, last=round(15 / episode_minutes))
+
+
+def goal_turn(episode: TaskSimulation, seed: int) -> str:
+    """The hand episode's goal, as the cube's turn about a world axis: e.g. ``x+`` (a positive turn about x)."""
+    task, state = episode.task, torch.from_numpy(episode.reset(seed))
+    cube, goal = state[task.layout["object_orientation"]], state[task.layout["goal_orientation"]]
+    turn = quaternion_multiply(goal, quaternion_conjugate(cube))
+    turn = turn * torch.sign(turn[0])  # the same rotation with w >= 0: its vector part points along the axis
+    axis = int(turn[1:].abs().argmax())
+    return "xyz"[axis] + ("+" if turn[1 + axis] > 0 else "-")
+
+
+def print_goal_breakdown(task, episodes_run: list[tuple[int, bool, bool]], last: int) -> None:
+    """Success rate and drops per goal turn, over the run and over its ``last`` episodes."""
+    episode = TaskSimulation(task)
+    goals = [goal_turn(episode, seed) for seed, _, _ in episodes_run]
+    print(f"  per goal: successes / episodes (drops), over the run and over its last {last} episodes")
+    for goal in sorted(set(goals)):
+        rows = [(index, success, dropped)
+                for index, ((_, success, dropped), g) in enumerate(zip(episodes_run, goals, strict=True)) if g == goal]
+        late = [row for row in rows if row[0] >= len(episodes_run) - last]
+        print(f"    {goal}: {sum(r[1] for r in rows)} / {len(rows)} ({sum(r[2] for r in rows)}), "
+              f"last {sum(r[1] for r in late)} / {len(late)} ({sum(r[2] for r in late)})")
 
 
 def plot_success(successes: list[bool], per_block: int, episode_minutes: float) -> None:
