@@ -59,6 +59,7 @@ from mbrl_ros.offline.config import node_parameters, node_task, read_parameter_f
 from mbrl_ros.resources import config_path
 from mbrl_ros.sim.episode import TaskSimulation
 from mbrl_ros.tasks import make_task
+from mbrl_ros.tasks.base import Task
 from mbrl_ros.tasks.rotations import quaternion_conjugate, quaternion_multiply
 
 QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -253,7 +254,7 @@ def goal_turn(episode: TaskSimulation, seed: int) -> str:
     return "xyz"[axis] + ("+" if turn[1 + axis] > 0 else "-")
 
 
-def print_goal_breakdown(task, episodes_run: list[tuple[int, bool, bool]], last: int) -> None:
+def print_goal_breakdown(task: Task, episodes_run: list[tuple[int, bool, bool]], last: int) -> None:
     """Success rate and drops per goal turn, over the run and over its ``last`` episodes."""
     episode = TaskSimulation(task)
     goals = [goal_turn(episode, seed) for seed, _, _ in episodes_run]
