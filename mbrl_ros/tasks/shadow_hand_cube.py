@@ -46,6 +46,13 @@ def _axis_angle_quaternion(axis: np.ndarray, angle: float) -> np.ndarray:
     return np.array([np.cos(angle / 2), *(np.sin(angle / 2) * axis / np.linalg.norm(axis))])
 
 
+def _finite_number(value: object) -> float | None:
+    """``value`` as a float if it is a finite real number (a bool is not), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        return None
+    return float(value)
+
+
 def _multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     product = np.zeros(4)
     mujoco.mju_mulQuat(product, a, b)
@@ -95,10 +102,10 @@ class ShadowHandCube(Task):
             drop_penalty: reward lost when the cube drops, against 1 per radian of orientation error per step
                 (PDDM's cube: 1000 against 7, about 140).
         """
-        if isinstance(control_period, bool) or not isinstance(control_period, int | float) \
-                or not np.isfinite(control_period) or control_period <= 0:
+        period = _finite_number(control_period)
+        if period is None or period <= 0:
             raise ValueError(f"control_period must be a positive number of seconds, got {control_period!r}")
-        self.dt = float(control_period)
+        self.dt = period
         self.episode_length = max(1, round(_EPISODE_TIME / self.dt))
         self.success_hold_steps = max(1, round(_SUCCESS_HOLD_TIME / self.dt))
         super().__init__(episode_length)
@@ -106,10 +113,10 @@ class ShadowHandCube(Task):
             raise ValueError(f"goal_axes must be a non-empty combination of 'x', 'y', 'z', got {goal_axes!r}")
         self.goal_axes = goal_axes
         self.goal_angle = float(goal_angle)
-        if isinstance(drop_penalty, bool) or not isinstance(drop_penalty, int | float) \
-                or not np.isfinite(drop_penalty) or drop_penalty < 0:
+        penalty = _finite_number(drop_penalty)
+        if penalty is None or penalty < 0:
             raise ValueError(f"drop_penalty must be a non-negative number, got {drop_penalty!r}")
-        self.drop_penalty = float(drop_penalty)
+        self.drop_penalty = penalty
 
     def dropped(self, state: Tensor) -> Tensor:
         """Whether the cube has fallen off the hand, (N, S) -> (N,) bool."""
