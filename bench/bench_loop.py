@@ -57,10 +57,10 @@ from mbrl_ros.models import ProbabilisticEnsemble, model_to_payload
 from mbrl_ros.msg import ModelUpdate
 from mbrl_ros.offline.config import node_parameters, node_task, read_parameter_file
 from mbrl_ros.resources import config_path
+from mbrl_ros.rotations import quaternion_conjugate, quaternion_multiply
 from mbrl_ros.sim.episode import TaskSimulation
 from mbrl_ros.tasks import make_task
 from mbrl_ros.tasks.base import Task
-from mbrl_ros.tasks.rotations import quaternion_conjugate, quaternion_multiply
 
 QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)

@@ -4,6 +4,7 @@ import mujoco
 import numpy as np
 from torch import Tensor
 
+from mbrl_ros.rotations import quaternion_angle
 from mbrl_ros.sim.simulation import Simulation
 from mbrl_ros.tasks.base import CameraSpec, Task
 from mbrl_ros.tasks.layout import (
@@ -17,7 +18,6 @@ from mbrl_ros.tasks.layout import (
     JointVelocities,
     StateLayout,
 )
-from mbrl_ros.tasks.rotations import quaternion_angle
 
 HAND_JOINTS = tuple(
     f"robot0:{joint}"

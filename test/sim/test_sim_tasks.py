@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from mbrl_ros.rotations import quaternion_angle, quaternion_multiply
 from mbrl_ros.sim import Simulation
 from mbrl_ros.sim.episode import TaskSimulation
 from mbrl_ros.tasks import TASKS, JointPositions, JointVelocities, ShadowHandCube, make_task, task_class
 from mbrl_ros.tasks.kinematics import SerialChain
-from mbrl_ros.tasks.rotations import quaternion_angle, quaternion_multiply
 
 
 @pytest.fixture(scope="module")

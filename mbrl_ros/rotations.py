@@ -34,3 +34,16 @@ def quaternion_angle(a: Tensor, b: Tensor) -> Tensor:
     b = b / b.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     relative = quaternion_multiply(quaternion_conjugate(a), b)
     return 2.0 * torch.atan2(relative[..., 1:].norm(dim=-1), relative[..., 0].abs())
+
+
+def quaternion_to_matrix(q: Tensor) -> Tensor:
+    """Rotation matrices (..., 3, 3) of (..., 4) quaternions, normalised first; ``q`` and ``-q`` give the same."""
+    w, x, y, z = (q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)).unbind(-1)
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    ).unflatten(-1, (3, 3))
