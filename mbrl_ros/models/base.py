@@ -9,8 +9,15 @@ from torch import Tensor, nn
 
 from mbrl_ros.models.layers import EnsembleMLP
 from mbrl_ros.models.normalizer import Normalizer
+from mbrl_ros.rotations import quaternion_conjugate, quaternion_multiply, quaternion_to_matrix
 
 MAX_HIDDEN_LAYERS = 64  # bounds what an architecture read from a file or a message can make us build
+_IDENTITY = torch.tensor([1.0, 0.0, 0.0, 0.0])  # the unit quaternion of no rotation
+
+
+def _unit(q: Tensor) -> Tensor:
+    """(..., 4) quaternions scaled to unit length."""
+    return q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
 class DynamicsModel(nn.Module, ABC):
@@ -68,6 +75,12 @@ class LearnedDynamicsModel(DynamicsModel):
         invariant_dims: state dimensions the dynamics do not depend on, such as the position of a cart on its
             rail or of a goal the task reads: the network does not see them (it still predicts their change),
             so what it learns in one place holds in places it has not been. Disjoint from ``angle_dims``.
+        quaternion_dims: the first state dimension of each unit quaternion (4 dimensions, w first, MuJoCo's
+            order), such as a free body's orientation. The network sees it as its rotation matrix (9 inputs,
+            the same for ``q`` and ``-q``) and predicts the rotation from ``q`` to ``q'`` (the increment
+            ``q' q^-1``, in the frame ``q`` is expressed in, as ``[w - 1, x, y, z]`` with ``w >= 0``) instead of
+            ``q' - q``, which is that increment multiplied by ``q``: a turn learned at one orientation is the
+            same turn at another, and predictions stay unit quaternions. Disjoint from the other two.
     """
 
     kind: ClassVar[str]
@@ -83,6 +96,7 @@ class LearnedDynamicsModel(DynamicsModel):
         outputs_per_state_dim: int,
         angle_dims: Sequence[int] = (),
         invariant_dims: Sequence[int] = (),
+        quaternion_dims: Sequence[int] = (),
     ):
         super().__init__()
         for name, value, minimum, maximum in (
@@ -104,11 +118,23 @@ class LearnedDynamicsModel(DynamicsModel):
         if set(angle_dims) & set(invariant_dims):
             raise ValueError(f"a state dimension cannot be in both angle_dims and invariant_dims, got "
                              f"{sorted(set(angle_dims) & set(invariant_dims))}")
+        quaternion_dims = list(quaternion_dims)
+        quaternion_components = [d + i for d in quaternion_dims for i in range(4)
+                                 if isinstance(d, int) and not isinstance(d, bool)]
+        if len(quaternion_components) != 4 * len(quaternion_dims) \
+                or not all(0 <= d < state_dim for d in quaternion_components) \
+                or len(set(quaternion_components)) != len(quaternion_components):
+            raise ValueError(f"quaternion_dims must be the first dimensions of non-overlapping quaternions of 4 "
+                             f"state dimensions in [0, {state_dim}), got {quaternion_dims}")
+        if set(quaternion_components) & set(angle_dims + invariant_dims):
+            raise ValueError(f"quaternion dimensions cannot also be in angle_dims or invariant_dims, got "
+                             f"{sorted(set(quaternion_components) & set(angle_dims + invariant_dims))}")
         self.state_dim, self.action_dim, self.ensemble_size = state_dim, action_dim, ensemble_size
         self.hidden_layers, self.hidden_units, self.activation = hidden_layers, hidden_units, activation
-        self.angle_dims, self.invariant_dims = angle_dims, invariant_dims
-        self._plain_dims = [d for d in range(state_dim) if d not in angle_dims and d not in invariant_dims]
-        input_dim = len(self._plain_dims) + 2 * len(angle_dims) + action_dim
+        self.angle_dims, self.invariant_dims, self.quaternion_dims = angle_dims, invariant_dims, quaternion_dims
+        special = set(angle_dims + invariant_dims + quaternion_components)
+        self._plain_dims = [d for d in range(state_dim) if d not in special]
+        input_dim = len(self._plain_dims) + 2 * len(angle_dims) + 9 * len(quaternion_dims) + action_dim
         self.input_normalizer = Normalizer(input_dim)
         self.target_normalizer = Normalizer(state_dim)
         self.network = EnsembleMLP(
@@ -153,12 +179,34 @@ class LearnedDynamicsModel(DynamicsModel):
         return inputs.expand(self.ensemble_size, *inputs.shape) if inputs.ndim == 2 else inputs
 
     def raw_inputs(self, state: Tensor, action: Tensor) -> Tensor:
-        """(..., S), (..., A) -> (..., I): the state dimensions that are neither angles nor invariant, then sin
-        and cos of each angle, then the action; the plain concatenation (I = S + A) when there are neither."""
-        if not self.angle_dims and not self.invariant_dims:
+        """(..., S), (..., A) -> (..., I): the state dimensions that are neither angles, invariant nor
+        quaternions, then sin and cos of each angle, then each quaternion's rotation matrix (9, row-major), then
+        the action; the plain concatenation (I = S + A) when there are none of them."""
+        if not self.angle_dims and not self.invariant_dims and not self.quaternion_dims:
             return torch.cat([state, action], dim=-1)
         angles = state[..., self.angle_dims]
-        return torch.cat([state[..., self._plain_dims], angles.sin(), angles.cos(), action], dim=-1)
+        rotations = [quaternion_to_matrix(state[..., d:d + 4]).flatten(-2) for d in self.quaternion_dims]
+        return torch.cat([state[..., self._plain_dims], angles.sin(), angles.cos(), *rotations, action], dim=-1)
+
+    def state_change(self, state: Tensor, next_state: Tensor) -> Tensor:
+        """The training target of ``(s, s')``, (..., S) each -> (..., S): ``s' - s``, and for each quaternion
+        the increment ``q' q^-1`` as ``[w - 1, x, y, z]`` with ``w >= 0`` (see ``quaternion_dims``)."""
+        change = next_state - state
+        for d in self.quaternion_dims:
+            turned, start = _unit(next_state[..., d:d + 4]), _unit(state[..., d:d + 4])
+            increment = quaternion_multiply(turned, quaternion_conjugate(start))
+            increment = torch.where(increment[..., :1] < 0, -increment, increment)
+            change[..., d:d + 4] = increment - _IDENTITY.to(increment)
+        return change
+
+    def next_state(self, state: Tensor, change: Tensor) -> Tensor:
+        """``s'`` from ``s`` (..., S) and a predicted :meth:`state_change` (..., S), broadcasting: ``s + change``,
+        and each quaternion turned by its increment (normalised; the result is a unit quaternion)."""
+        next_state = state + change
+        for d in self.quaternion_dims:
+            increment = _unit(change[..., d:d + 4] + _IDENTITY.to(change))
+            next_state[..., d:d + 4] = quaternion_multiply(increment, _unit(state[..., d:d + 4]))
+        return next_state
 
     @torch.no_grad()
     def refit_normalizers(self, inputs: Tensor, targets: Tensor, preserve_function: bool = True) -> None:

@@ -37,6 +37,8 @@ class ProbabilisticEnsemble(LearnedDynamicsModel):
         angle_dims: state dimensions that are angles, seen as (sin, cos) (see LearnedDynamicsModel).
         invariant_dims: state dimensions the dynamics do not depend on, not network inputs (see
             LearnedDynamicsModel).
+        quaternion_dims: first dimension of each unit quaternion (w, x, y, z), seen as its rotation matrix and
+            predicted as a rotation increment (see LearnedDynamicsModel).
     """
 
     kind = "ensemble"
@@ -51,9 +53,11 @@ class ProbabilisticEnsemble(LearnedDynamicsModel):
         activation: str = "silu",
         angle_dims: list[int] | None = None,
         invariant_dims: list[int] | None = None,
+        quaternion_dims: list[int] | None = None,
     ):
         super().__init__(state_dim, action_dim, ensemble_size, hidden_layers, hidden_units, activation,
-                         outputs_per_state_dim=2, angle_dims=angle_dims or (), invariant_dims=invariant_dims or ())
+                         outputs_per_state_dim=2, angle_dims=angle_dims or (), invariant_dims=invariant_dims or (),
+                         quaternion_dims=quaternion_dims or ())
         self.max_logvar = nn.Parameter(torch.full((1, 1, state_dim), 0.5))
         self.min_logvar = nn.Parameter(torch.full((1, 1, state_dim), -10.0))
         self.register_buffer("elite_mask", torch.ones(ensemble_size))
@@ -62,7 +66,7 @@ class ProbabilisticEnsemble(LearnedDynamicsModel):
         return {"state_dim": self.state_dim, "action_dim": self.action_dim, "ensemble_size": self.ensemble_size,
                 "hidden_layers": self.hidden_layers, "hidden_units": self.hidden_units,
                 "activation": self.activation, "angle_dims": self.angle_dims,
-                "invariant_dims": self.invariant_dims}
+                "invariant_dims": self.invariant_dims, "quaternion_dims": self.quaternion_dims}
 
     def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
         """Normalised inputs (E, B, I) -> mean and softly bounded log-variance (E, B, S), normalised."""
@@ -74,13 +78,13 @@ class ProbabilisticEnsemble(LearnedDynamicsModel):
     def predict(self, state: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         mean, logvar = self(self.normalized_inputs(state, action))
         std = self.target_normalizer.std
-        return state + self.target_normalizer.denormalize(mean), logvar.exp() * std.square()
+        return self.next_state(state, self.target_normalizer.denormalize(mean)), logvar.exp() * std.square()
 
     def predict_mean(self, state: Tensor, action: Tensor) -> Tensor:
         """The members' mean next states (E, B, S) without the variance: the output layer computes only its S
         mean columns and the log-variance bounds are skipped (0.87-0.90 of the plan time at the PDDM cube config)."""
         mean = self.network(self.normalized_inputs(state, action), output_columns=self.state_dim)
-        return state + self.target_normalizer.denormalize(mean)
+        return self.next_state(state, self.target_normalizer.denormalize(mean))
 
     def training_loss(self, inputs: Tensor, targets: Tensor) -> Tensor:
         """Gaussian NLL (up to constants) averaged over batch and dimensions, summed over members, plus the

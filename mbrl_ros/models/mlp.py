@@ -29,6 +29,8 @@ class DeterministicMLP(LearnedDynamicsModel):
         angle_dims: state dimensions that are angles, seen as (sin, cos) (see LearnedDynamicsModel).
         invariant_dims: state dimensions the dynamics do not depend on, not network inputs (see
             LearnedDynamicsModel).
+        quaternion_dims: first dimension of each unit quaternion (w, x, y, z), seen as its rotation matrix and
+            predicted as a rotation increment (see LearnedDynamicsModel).
     """
 
     kind = "mlp"
@@ -36,14 +38,16 @@ class DeterministicMLP(LearnedDynamicsModel):
     def __init__(
         self, state_dim: int, action_dim: int, hidden_layers: int = 2, hidden_units: int = 500,
         activation: str = "relu", angle_dims: list[int] | None = None, invariant_dims: list[int] | None = None,
+        quaternion_dims: list[int] | None = None,
     ):
         super().__init__(state_dim, action_dim, 1, hidden_layers, hidden_units, activation, outputs_per_state_dim=1,
-                         angle_dims=angle_dims or (), invariant_dims=invariant_dims or ())
+                         angle_dims=angle_dims or (), invariant_dims=invariant_dims or (),
+                         quaternion_dims=quaternion_dims or ())
 
     def architecture(self) -> dict[str, Any]:
         return {"state_dim": self.state_dim, "action_dim": self.action_dim, "hidden_layers": self.hidden_layers,
                 "hidden_units": self.hidden_units, "activation": self.activation, "angle_dims": self.angle_dims,
-                "invariant_dims": self.invariant_dims}
+                "invariant_dims": self.invariant_dims, "quaternion_dims": self.quaternion_dims}
 
     def forward(self, inputs: Tensor) -> Tensor:
         """Normalised inputs (1, B, I) -> normalised state change (1, B, S)."""
@@ -51,7 +55,7 @@ class DeterministicMLP(LearnedDynamicsModel):
 
     def predict(self, state: Tensor, action: Tensor) -> tuple[Tensor, None]:
         delta = self.target_normalizer.denormalize(self(self.normalized_inputs(state, action)))
-        return state + delta, None
+        return self.next_state(state, delta), None
 
     def training_loss(self, inputs: Tensor, targets: Tensor) -> Tensor:
         """Eq. 3 of the paper in normalised units: half the squared error, summed over dimensions, mean over

@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="state dimensions that are angles, seen as (sin, cos) by a new model")
     parser.add_argument("--invariant-dims", type=int, nargs="+", metavar="DIM",
                         help="state dimensions the dynamics do not depend on, not inputs of a new model")
+    parser.add_argument("--quaternion-dims", type=int, nargs="+", metavar="DIM",
+                        help="first dimension of each unit quaternion (w, x, y, z), a rotation to a new model")
     parser.add_argument("--max-epochs", type=int, default=200, help="most epochs of the early-stopped phase")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -75,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
                                                       ("hidden_units", args.hidden_units),
                                                       ("activation", args.activation),
                                                       ("angle_dims", args.angle_dims),
-                                                      ("invariant_dims", args.invariant_dims)) if value is not None}
+                                                      ("invariant_dims", args.invariant_dims),
+                                                      ("quaternion_dims", args.quaternion_dims)) if value is not None}
         try:
             model = (ProbabilisticEnsemble(buffer.state_dim, buffer.action_dim, args.ensemble_size, **architecture)
                      if args.kind == "ensemble" else DeterministicMLP(buffer.state_dim, buffer.action_dim,

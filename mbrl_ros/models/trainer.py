@@ -340,10 +340,10 @@ class ModelTrainer:
         return self.config.learning_rate * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress)))
 
     def _tensors(self, batch: TransitionBatch) -> tuple[Tensor, Tensor]:
-        """Raw model inputs (N, I) (the model's raw_inputs) and targets (N, S) (state changes) on the device."""
+        """Raw model inputs (N, I) (the model's raw_inputs) and targets (N, S) (its state_change) on the device."""
         states = torch.as_tensor(batch.states, device=self.device)
         inputs = self.model.raw_inputs(states, torch.as_tensor(batch.actions, device=self.device))
-        return inputs, torch.as_tensor(batch.next_states, device=self.device) - states
+        return inputs, self.model.state_change(states, torch.as_tensor(batch.next_states, device=self.device))
 
     def _train_epoch(self, pairs: Tensor, rows: Tensor) -> float:
         """One pass over ``rows`` (E, N) (each member its own order), mini-batch by mini-batch; mean loss.

@@ -375,3 +375,95 @@ def test_a_model_with_angle_dims_learns_a_pendulum_across_the_full_turn():
         predicted = model.predict(torch.tensor(test.states), torch.tensor(test.actions))[0].mean(0).numpy()
     error = np.abs(predicted - test.next_states)[:, 1].mean()
     assert error < 0.05 * np.abs(test.next_states[:, 1] - test.states[:, 1]).mean() + 0.01, error
+
+
+def random_unit_quaternions(count: int, generator: torch.Generator) -> torch.Tensor:
+    q = torch.randn(count, 4, generator=generator)
+    return q / q.norm(dim=-1, keepdim=True)
+
+
+def turn_quaternions(rotation_vectors: torch.Tensor) -> torch.Tensor:
+    """Unit quaternions (N, 4) of rotations by ``rotation_vectors`` (N, 3): axis times angle (rad)."""
+    angle = rotation_vectors.norm(dim=-1, keepdim=True)
+    axis = rotation_vectors / angle.clamp_min(1e-12)
+    return torch.cat([torch.cos(angle / 2), axis * torch.sin(angle / 2)], dim=-1)
+
+
+def test_the_same_turn_is_the_same_target_at_every_orientation_and_next_state_applies_it():
+    from mbrl_ros.rotations import quaternion_angle, quaternion_multiply
+
+    generator = torch.Generator().manual_seed(0)
+    model = DeterministicMLP(6, 1, hidden_layers=1, hidden_units=8, quaternion_dims=[1])
+    q = random_unit_quaternions(16, generator)
+    turn = turn_quaternions(torch.tensor([[0.1, -0.2, 0.3]]))
+    state = torch.cat([torch.randn(16, 1, generator=generator), q, torch.randn(16, 1, generator=generator)], -1)
+    next_state = torch.cat([state[:, :1] + 0.5, quaternion_multiply(turn, q), state[:, 5:] - 0.25], -1)
+    next_state[::2, 1:5] *= -1  # the same orientations, written with the other sign
+    change = model.state_change(state, next_state)
+    torch.testing.assert_close(change[:, 1:5], (turn - torch.tensor([1.0, 0, 0, 0])).expand(16, 4))
+    torch.testing.assert_close(change[:, [0, 5]], torch.tensor([0.5, -0.25]).expand(16, 2))
+    rebuilt = model.next_state(state, change)
+    torch.testing.assert_close(rebuilt[:, [0, 5]], next_state[:, [0, 5]])
+    assert quaternion_angle(rebuilt[:, 1:5], next_state[:, 1:5]).max() < 1e-3
+    torch.testing.assert_close(rebuilt[:, 1:5].norm(dim=-1), torch.ones(16))
+
+
+@pytest.mark.parametrize("kind", ["mlp", "ensemble"])
+def test_quaternion_dims_are_seen_as_rotation_matrices_and_survive_serialization(kind):
+    from mbrl_ros.models import model_class, model_from_payload, model_to_payload
+    from mbrl_ros.rotations import quaternion_angle
+
+    torch.manual_seed(0)
+    model = model_class(kind)(6, 1, hidden_layers=1, hidden_units=16, quaternion_dims=[1])
+    state = torch.cat([torch.randn(8, 1), random_unit_quaternions(8, torch.Generator().manual_seed(1)),
+                       torch.randn(8, 1)], -1)
+    action = torch.randn(8, 1)
+    flipped = state.clone()
+    flipped[:, 1:5] *= -1
+    assert model.raw_inputs(state, action).shape == (8, 2 + 9 + 1)
+    torch.testing.assert_close(model.raw_inputs(flipped, action), model.raw_inputs(state, action))
+    with torch.no_grad():
+        prediction, from_flipped = model.predict(state, action)[0], model.predict(flipped, action)[0]
+    torch.testing.assert_close(from_flipped[..., [0, 5]], prediction[..., [0, 5]])
+    assert quaternion_angle(from_flipped[..., 1:5], prediction[..., 1:5]).max() < 1e-3
+    torch.testing.assert_close(prediction[..., 1:5].norm(dim=-1), torch.ones(prediction.shape[:-1]))
+    rebuilt = model_from_payload(model_to_payload(model))
+    assert rebuilt.quaternion_dims == [1]
+    torch.testing.assert_close(rebuilt.predict(state, action)[0], prediction)
+
+
+@pytest.mark.parametrize("quaternion_dims", [[3], [-1], [0, 2], [True], [0.5], [1]])
+def test_quaternion_dims_outside_the_state_overlapping_or_among_the_angles_are_refused(quaternion_dims):
+    with pytest.raises(ValueError, match="quaternion"):
+        DeterministicMLP(6, 1, angle_dims=[2], quaternion_dims=quaternion_dims)
+
+
+def test_a_model_with_quaternion_dims_learns_turns_at_every_orientation():
+    from mbrl_ros.data.transitions import TransitionBatch
+    from mbrl_ros.models import ModelTrainer, TrainerConfig
+    from mbrl_ros.rotations import quaternion_angle, quaternion_multiply
+
+    generator = torch.Generator().manual_seed(0)
+
+    def spun_body(count: int) -> TransitionBatch:
+        """A body at any orientation turned for one step by the angular velocity it is commanded (world frame)."""
+        q, velocity = random_unit_quaternions(count, generator), torch.rand(count, 3, generator=generator) * 2 - 1
+        next_q = quaternion_multiply(turn_quaternions(0.3 * velocity), q)
+        return TransitionBatch(q.numpy(), velocity.numpy(), next_q.numpy(), np.zeros(count, np.float32),
+                               np.zeros(count, bool))
+
+    train, test = spun_body(3000), spun_body(500)
+
+    def turn_error(quaternion_dims: list[int]) -> float:
+        torch.manual_seed(0)
+        model = ProbabilisticEnsemble(4, 3, ensemble_size=2, hidden_layers=2, hidden_units=64,
+                                      quaternion_dims=quaternion_dims)
+        ModelTrainer(model, TrainerConfig(max_epochs=30, batch_size=64, progress=False, seed=0)).fit(train)
+        with torch.no_grad():
+            predicted = model.predict_mean(torch.tensor(test.states), torch.tensor(test.actions))
+        errors = quaternion_angle(predicted, torch.tensor(test.next_states))
+        return float(errors.mean() / quaternion_angle(torch.tensor(test.states), torch.tensor(test.next_states)).mean())
+
+    turns, differences = turn_error([0]), turn_error([])
+    assert turns < 0.05, turns
+    assert differences > 2 * turns, (differences, turns)
