@@ -74,9 +74,22 @@ COMMAND_TIMES = ("the subscriber's DDS reception (goal p99 < 2 ms)", "the subscr
 RESULTS = Path(__file__).resolve().parent / "results"  # git-ignored
 
 
+def pddm_cube_config(directory: Path) -> Path:
+    """The shipped Shadow hand config with PDDM's cube planner pinned (MPPI, 1000 samples, horizon 7), which P2 is
+    defined at whatever the shipped config plans with; written to ``directory`` (what the run used, kept)."""
+    config = yaml.safe_load(config_path("shadow_hand_cube").read_text())
+    mpc = config["mpc_controller"]["ros__parameters"]["mpc"]
+    mpc.update(optimizer="mppi", horizon=7)
+    mpc["optimizer_params"]["population"] = 1000
+    path = directory / "shadow_hand_cube_pddm.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def p2(seconds: float, subscriber_priority: int) -> None:
     task = make_task("shadow_hand_cube", control_period=P2_STATE_PERIOD)
-    config = config_path("shadow_hand_cube")
+    RESULTS.mkdir(exist_ok=True)
+    config = pddm_cube_config(RESULTS)
     controller = node_parameters(read_parameter_file(config), "mpc_controller")["controller"]
     # -p applies to /**, which the file's node sections would beat: mode and task_options live under /** there.
     common = ["--ros-args", "--params-file", str(config), "-p", "mode:=realtime",
