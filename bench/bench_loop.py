@@ -1,16 +1,16 @@
 """Benchmarks of the learning loop through the ROS 2 graph (issue: the learning loop as ROS 2 nodes).
 
 P2 (``--part p2``): the Shadow hand at the PDDM cube config (MPPI, 1000 samples, horizon 7, a 3-member 2x250
-ensemble): the mujoco_bridge (realtime, a new state every 40 ms) and the mpc_controller (realtime, commands at
-50 Hz) run as the installed executables, each in its own process; this process listens to the commands, first
-while the controller explores (no model, no planner: the floor this machine sets), then after publishing one
-model. Prints the replanning rate against its goal (10 Hz), the share of missed ticks against 1 %, and the p99
-of the command period's deviation from 20 ms against 2 ms and against the exploring graph's, measured where
-the subscriber's middleware receives each command, where its Python callback runs, and where the controller
-published it. ``--subscriber-priority N`` runs this subscribing process at SCHED_FIFO priority N (root or
-an rtprio limit needed), as a tuned robot driver would receive the commands; the bridge and the controller
-keep the default policy. (The controller's own timer thread at SCHED_FIFO was tried and made it worse: it
-waits for the GIL held by the planner thread, an inversion; p99 6.7 ms at the publisher.)
+ensemble; the shipped config with its planner pinned to PDDM's): the mujoco_bridge (realtime, a new state every 40
+ms) and the mpc_controller (realtime, commands at 50 Hz) run as the installed executables, each in its own process;
+this process listens to the commands, first while the controller explores (no model, no planner: the floor this
+machine sets), then after publishing one model. Prints the replanning rate against its goal (10 Hz), the share of
+missed ticks against 1 %, and the p99 of the command period's deviation from 20 ms against 2 ms and against the
+exploring graph's, measured where the subscriber's middleware receives each command, where its Python callback
+runs, and where the controller published it. ``--subscriber-priority N`` runs this subscribing process at
+SCHED_FIFO priority N (root or an rtprio limit needed), as a tuned robot driver would receive the commands; the
+bridge and the controller keep the default policy. (The controller's own timer thread at SCHED_FIFO was tried and
+made it worse: it waits for the GIL held by the planner thread, an inversion; p99 6.7 ms at the publisher.)
 
 P3 hand (``--part hand``): the Shadow hand cube task through the embedded graph in lockstep with a config
 (default the shipped one, ``mbrl-ros up shadow_hand_cube``) for ``--sim-minutes`` of simulated interaction (60:
