@@ -19,6 +19,11 @@ def quaternion_multiply(a: Tensor, b: Tensor) -> Tensor:
     )
 
 
+def unit_quaternion(q: Tensor) -> Tensor:
+    """(..., 4) quaternions scaled to unit length (a zero quaternion stays zero)."""
+    return q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
 def quaternion_conjugate(q: Tensor) -> Tensor:
     """``[w, -x, -y, -z]`` of (..., 4) quaternions: the inverse rotation of a unit quaternion."""
     return q * q.new_tensor([1.0, -1.0, -1.0, -1.0])
@@ -30,15 +35,13 @@ def quaternion_angle(a: Tensor, b: Tensor) -> Tensor:
     Inputs need not be normalised (a learned model's predictions rarely are); ``q`` and ``-q`` are the same
     orientation. The arctangent form stays accurate near 0 and pi, where arccos of the dot product does not.
     """
-    a = a / a.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    b = b / b.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    relative = quaternion_multiply(quaternion_conjugate(a), b)
+    relative = quaternion_multiply(quaternion_conjugate(unit_quaternion(a)), unit_quaternion(b))
     return 2.0 * torch.atan2(relative[..., 1:].norm(dim=-1), relative[..., 0].abs())
 
 
 def quaternion_to_matrix(q: Tensor) -> Tensor:
     """Rotation matrices (..., 3, 3) of (..., 4) quaternions, normalised first; ``q`` and ``-q`` give the same."""
-    w, x, y, z = (q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)).unbind(-1)
+    w, x, y, z = unit_quaternion(q).unbind(-1)
     return torch.stack(
         [
             1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),

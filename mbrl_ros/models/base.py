@@ -9,16 +9,10 @@ from torch import Tensor, nn
 
 from mbrl_ros.models.layers import EnsembleMLP
 from mbrl_ros.models.normalizer import Normalizer
-from mbrl_ros.rotations import quaternion_conjugate, quaternion_multiply, quaternion_to_matrix
+from mbrl_ros.rotations import quaternion_conjugate, quaternion_multiply, quaternion_to_matrix, unit_quaternion
 
 MAX_HIDDEN_LAYERS = 64  # bounds what an architecture read from a file or a message can make us build
 _IDENTITY = torch.tensor([1.0, 0.0, 0.0, 0.0])  # the unit quaternion of no rotation
-
-
-def _unit(q: Tensor) -> Tensor:
-    """(..., 4) quaternions scaled to unit length."""
-    return q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-
 
 class DynamicsModel(nn.Module, ABC):
     """A learned model of ``s' = f(s, a)``, possibly an ensemble of ``ensemble_size`` members.
@@ -193,7 +187,7 @@ class LearnedDynamicsModel(DynamicsModel):
         the increment ``q' q^-1`` as ``[w - 1, x, y, z]`` with ``w >= 0`` (see ``quaternion_dims``)."""
         change = next_state - state
         for d in self.quaternion_dims:
-            turned, start = _unit(next_state[..., d:d + 4]), _unit(state[..., d:d + 4])
+            turned, start = unit_quaternion(next_state[..., d:d + 4]), unit_quaternion(state[..., d:d + 4])
             increment = quaternion_multiply(turned, quaternion_conjugate(start))
             increment = torch.where(increment[..., :1] < 0, -increment, increment)
             change[..., d:d + 4] = increment - _IDENTITY.to(increment)
@@ -204,8 +198,8 @@ class LearnedDynamicsModel(DynamicsModel):
         and each quaternion turned by its increment (normalised; the result is a unit quaternion)."""
         next_state = state + change
         for d in self.quaternion_dims:
-            increment = _unit(change[..., d:d + 4] + _IDENTITY.to(change))
-            next_state[..., d:d + 4] = quaternion_multiply(increment, _unit(state[..., d:d + 4]))
+            increment = unit_quaternion(change[..., d:d + 4] + _IDENTITY.to(change))
+            next_state[..., d:d + 4] = quaternion_multiply(increment, unit_quaternion(state[..., d:d + 4]))
         return next_state
 
     @torch.no_grad()
