@@ -14,6 +14,7 @@ from mbrl_ros.rotations import quaternion_conjugate, quaternion_multiply, quater
 MAX_HIDDEN_LAYERS = 64  # bounds what an architecture read from a file or a message can make us build
 _IDENTITY = torch.tensor([1.0, 0.0, 0.0, 0.0])  # the unit quaternion of no rotation
 
+
 class DynamicsModel(nn.Module, ABC):
     """A learned model of ``s' = f(s, a)``, possibly an ensemble of ``ensemble_size`` members.
 
