@@ -88,8 +88,8 @@ lint: $(STAMP).deps
 	$(VENV_ABS)/bin/ruff check .
 
 # The demos: the embedded graph (bridge, learner, controller in one process over DDS), a fresh run directory
-# under runs/ each time (CSV, PNG, the learner's data). DEMO_EPISODES sizes the Shadow hand run (140 of 4 s: about 11 min on 2 cores).
-DEMO_EPISODES ?= 140
+# under runs/ each time (CSV, PNG, the learner's data). DEMO_EPISODES sizes the Shadow hand run (110 of 4 s: about 11 min on 2 cores).
+DEMO_EPISODES ?= 110
 demo: setup
 	$(ROS_ENV) $(VENV_ABS)/bin/mbrl-ros up shadow_hand_cube --episodes $(DEMO_EPISODES)
 
