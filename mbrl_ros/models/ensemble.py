@@ -39,6 +39,11 @@ class ProbabilisticEnsemble(LearnedDynamicsModel):
             LearnedDynamicsModel).
         quaternion_dims: first dimension of each unit quaternion (w, x, y, z), seen as its rotation matrix and
             predicted as a rotation increment (see LearnedDynamicsModel).
+        nll_beta: beta of the beta-NLL loss (Seitzer et al. 2022), in [0, 1]: each element's NLL is weighted by
+            its predicted variance to the power beta (no gradient through the weight). 0 is the plain Gaussian
+            NLL (PETS); 1 trains the mean as MSE does (PDDM) while the variance is still learned. The plain NLL
+            lets a member explain a hard transition (a cube turning under the fingers) by a large variance
+            instead of fitting its mean, and planners that roll out the means see that.
     """
 
     kind = "ensemble"
@@ -54,10 +59,14 @@ class ProbabilisticEnsemble(LearnedDynamicsModel):
         angle_dims: list[int] | None = None,
         invariant_dims: list[int] | None = None,
         quaternion_dims: list[int] | None = None,
+        nll_beta: float = 0.0,
     ):
         super().__init__(state_dim, action_dim, ensemble_size, hidden_layers, hidden_units, activation,
                          outputs_per_state_dim=2, angle_dims=angle_dims or (), invariant_dims=invariant_dims or (),
                          quaternion_dims=quaternion_dims or ())
+        if not (isinstance(nll_beta, (int, float)) and not isinstance(nll_beta, bool) and 0.0 <= nll_beta <= 1.0):
+            raise ValueError(f"nll_beta must be a number in [0, 1], got {nll_beta!r}")
+        self.nll_beta = float(nll_beta)
         self.max_logvar = nn.Parameter(torch.full((1, 1, state_dim), 0.5))
         self.min_logvar = nn.Parameter(torch.full((1, 1, state_dim), -10.0))
         self.register_buffer("elite_mask", torch.ones(ensemble_size))
@@ -66,7 +75,8 @@ class ProbabilisticEnsemble(LearnedDynamicsModel):
         return {"state_dim": self.state_dim, "action_dim": self.action_dim, "ensemble_size": self.ensemble_size,
                 "hidden_layers": self.hidden_layers, "hidden_units": self.hidden_units,
                 "activation": self.activation, "angle_dims": self.angle_dims,
-                "invariant_dims": self.invariant_dims, "quaternion_dims": self.quaternion_dims}
+                "invariant_dims": self.invariant_dims, "quaternion_dims": self.quaternion_dims,
+                "nll_beta": self.nll_beta}
 
     def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
         """Normalised inputs (E, B, I) -> mean and softly bounded log-variance (E, B, S), normalised."""
@@ -87,11 +97,13 @@ class ProbabilisticEnsemble(LearnedDynamicsModel):
         return self.next_state(state, self.target_normalizer.denormalize(mean))
 
     def training_loss(self, inputs: Tensor, targets: Tensor) -> Tensor:
-        """Gaussian NLL (up to constants) averaged over batch and dimensions, summed over members, plus the
-        log-variance bound regulariser."""
+        """Gaussian NLL (up to constants; beta-NLL with :attr:`nll_beta`) averaged over batch and dimensions,
+        summed over members, plus the log-variance bound regulariser."""
         mean, logvar = self(inputs)
-        nll = ((mean - targets).square() * torch.exp(-logvar) + logvar).mean(dim=(1, 2))
-        return nll.sum() + LOGVAR_BOUND_WEIGHT * (self.max_logvar.sum() - self.min_logvar.sum())
+        nll = (mean - targets).square() * torch.exp(-logvar) + logvar
+        if self.nll_beta:
+            nll = nll * torch.exp(self.nll_beta * logvar.detach())
+        return nll.mean(dim=(1, 2)).sum() + LOGVAR_BOUND_WEIGHT * (self.max_logvar.sum() - self.min_logvar.sum())
 
     @torch.no_grad()
     def validation_scores(self, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:

@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="state dimensions the dynamics do not depend on, not inputs of a new model")
     parser.add_argument("--quaternion-dims", type=int, nargs="+", metavar="DIM",
                         help="first dimension of each unit quaternion (w, x, y, z), a rotation to a new model")
+    parser.add_argument("--nll-beta", type=float, metavar="BETA",
+                        help="beta-NLL loss of a new ensemble, in [0, 1] (default 0: the plain Gaussian NLL)")
     parser.add_argument("--max-epochs", type=int, default=200, help="most epochs of the early-stopped phase")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -72,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: the model in {args.output} is for {model.state_dim} states and {model.action_dim} "
                   f"actions, the buffer holds {buffer.state_dim} and {buffer.action_dim}")
             return 2
+    elif args.nll_beta is not None and args.kind != "ensemble":
+        print("error: --nll-beta is a loss of the ensemble; the mlp trains on the MSE")
+        return 2
     else:
         architecture = {key: value for key, value in (("hidden_layers", args.hidden_layers),
                                                       ("hidden_units", args.hidden_units),
@@ -80,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
                                                       ("invariant_dims", args.invariant_dims),
                                                       ("quaternion_dims", args.quaternion_dims)) if value is not None}
         try:
+            if args.nll_beta is not None:
+                architecture["nll_beta"] = args.nll_beta
             model = (ProbabilisticEnsemble(buffer.state_dim, buffer.action_dim, args.ensemble_size, **architecture)
                      if args.kind == "ensemble" else DeterministicMLP(buffer.state_dim, buffer.action_dim,
                                                                       **architecture))

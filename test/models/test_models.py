@@ -213,7 +213,7 @@ def test_selected_members_predict_as_they_did_in_the_full_ensemble():
 
 @pytest.mark.parametrize("arguments", [
     {"state_dim": 0}, {"ensemble_size": 0}, {"hidden_units": -3}, {"activation": "sigmoidish"},
-    {"hidden_layers": 2.5},
+    {"hidden_layers": 2.5}, {"nll_beta": -0.1}, {"nll_beta": 1.5}, {"nll_beta": float("nan")}, {"nll_beta": True},
 ])
 def test_invalid_architectures_are_rejected(arguments):
     with pytest.raises(ValueError):
@@ -230,6 +230,47 @@ def test_normaliser_refuses_bad_data_and_keeps_constant_dimensions_finite():
     normalizer.fit(torch.tensor([[1.0, 5.0], [3.0, 5.0]]))
     assert normalizer.fitted
     torch.testing.assert_close(normalizer.normalize(torch.tensor([[2.0, 6.0]])), torch.tensor([[0.0, 1.0]]))
+
+
+def loss_gradients(model: ProbabilisticEnsemble, inputs: torch.Tensor, targets: torch.Tensor):
+    """The training loss's gradients with respect to the network's mean and log-variance outputs, and those."""
+    outputs = {}
+
+    def keep(module, args, output):
+        for name, tensor in zip(("mean", "logvar"), output, strict=True):
+            tensor.retain_grad()
+            outputs[name] = tensor
+
+    handle = model.register_forward_hook(keep)
+    model.training_loss(inputs, targets).backward()
+    handle.remove()
+    return outputs["mean"].grad, outputs["logvar"].grad, outputs["mean"].detach(), outputs["logvar"].detach()
+
+
+@pytest.mark.parametrize("nll_beta", [0.0, 0.5, 1.0])
+def test_beta_nll_weights_each_element_by_its_variance_to_the_power_beta(nll_beta: float):
+    """beta-NLL (Seitzer et al. 2022): the gradient of the plain NLL, times variance**beta (not differentiated).
+    At beta 1 the mean's gradient is the MSE's, whatever variance the member predicts."""
+    model = trained_looking_ensemble(members=3)
+    model.nll_beta = nll_beta
+    inputs, targets = torch.randn(3, 32, STATE_DIM + ACTION_DIM), torch.randn(3, 32, STATE_DIM)
+    mean_grad, logvar_grad, mean, logvar = loss_gradients(model, inputs, targets)
+    elements = 32 * STATE_DIM
+    weight = torch.exp(nll_beta * logvar)
+    error = mean - targets
+    torch.testing.assert_close(mean_grad, weight * 2 * error * torch.exp(-logvar) / elements)
+    torch.testing.assert_close(logvar_grad, weight * (1 - error.square() * torch.exp(-logvar)) / elements)
+    if nll_beta == 1.0:
+        torch.testing.assert_close(mean_grad, 2 * error / elements)
+    assert not torch.allclose(logvar, torch.zeros_like(logvar), atol=0.1)  # the weights differ from 1
+
+
+def test_nll_beta_survives_serialization_and_member_selection():
+    from mbrl_ros.models import model_from_payload, model_to_payload
+
+    model = ProbabilisticEnsemble(STATE_DIM, ACTION_DIM, ensemble_size=3, hidden_units=8, nll_beta=0.5)
+    assert model_from_payload(model_to_payload(model)).nll_beta == 0.5
+    assert model.select_members([0, 2]).nll_beta == 0.5
 
 
 def test_both_kinds_are_registered():

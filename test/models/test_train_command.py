@@ -67,3 +67,15 @@ def test_a_new_model_takes_angle_and_invariant_dimensions(tmp_path):
     model = load_model(tmp_path / "model")
     assert (model.angle_dims, model.invariant_dims) == ([1], [0, 2])
     assert model.network.linear_layers()[0].weight.shape[1] == 2 + 1  # sin and cos of dim 1, the action
+
+
+def test_a_new_ensemble_takes_the_beta_nll_loss_and_an_mlp_refuses_it(tmp_path, capsys):
+    write_buffer(tmp_path / "buffer")
+    ensemble = ["--ensemble-size", "2", "--hidden-layers", "1", "--hidden-units", "16", "--max-epochs", "2",
+                "--threads", "1"]
+    assert main(["train-model", str(tmp_path / "buffer"), str(tmp_path / "model"), *ensemble, "--nll-beta", "0.5"]) == 0
+    assert load_model(tmp_path / "model").nll_beta == 0.5
+    assert main(["train-model", str(tmp_path / "buffer"), str(tmp_path / "other"), *ensemble, "--nll-beta", "2"]) == 2
+    assert "nll_beta" in capsys.readouterr().out
+    assert main(["train-model", str(tmp_path / "buffer"), str(tmp_path / "mlp"), *SMALL, "--nll-beta", "1"]) == 2
+    assert "--nll-beta is a loss of the ensemble" in capsys.readouterr().out
