@@ -42,10 +42,6 @@ def newest_hand_buffer() -> Path | None:
     return runs[-1] if runs else None
 
 
-def subset(batch: TransitionBatch, index) -> TransitionBatch:
-    return TransitionBatch(**{name: getattr(batch, name)[index] for name in batch.__dataclass_fields__})
-
-
 def chained_starts(batch: TransitionBatch, steps: int) -> np.ndarray:
     """Indices i whose next ``steps`` transitions follow each other (s'_k == s_{k+1}) within one episode."""
     follows = np.all(batch.next_states[:-1] == batch.states[1:], axis=1)
@@ -105,10 +101,10 @@ def main() -> int:
         print(f"{directory} holds {buffer.state_dim}-D states, {settings.task.name} has {settings.task.state_dim}")
         return 2
     if args.quick:
-        data, args.seeds = subset(data, slice(0, 3000)), 1
+        data, args.seeds = data[:3000], 1
     count = len(data)
     train_end, test_start = int(args.train_fraction * count), int((1 - args.test_fraction) * count)
-    train, test = subset(data, slice(0, train_end)), subset(data, slice(test_start, count))
+    train, test = data[:train_end], data[test_start:]
     print(f"{directory}: {count} transitions; training on the first {train_end}, testing on the last "
           f"{count - test_start}", flush=True)
     results: dict[float, list[dict[str, float]]] = {}
@@ -118,10 +114,10 @@ def main() -> int:
             model = replace(settings, model={**settings.model, "nll_beta": beta}).new_model()
             trainer_config = replace(settings.trainer, seed=seed, progress=False,
                                      max_epochs=3 if args.quick else settings.trainer.max_epochs)
-            held_out = np.random.default_rng(seed).permutation(train_end)
+            order = np.random.default_rng(seed).permutation(train_end)
+            fitting, held_out = order[train_end // 10:], order[:train_end // 10]
             start = time.perf_counter()
-            ModelTrainer(model, trainer_config).fit(subset(train, held_out[train_end // 10:]),
-                                                    subset(train, held_out[:train_end // 10]))
+            ModelTrainer(model, trainer_config).fit(train[fitting], train[held_out])
             row = scores(model, test, settings.task.layout, args.open_loop)
             results.setdefault(beta, []).append(row)
             print(f"beta {beta:g} seed {seed} ({time.perf_counter() - start:.0f} s): "

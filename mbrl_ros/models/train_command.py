@@ -83,10 +83,9 @@ def run(args: argparse.Namespace) -> int:
                                                       ("activation", args.activation),
                                                       ("angle_dims", args.angle_dims),
                                                       ("invariant_dims", args.invariant_dims),
-                                                      ("quaternion_dims", args.quaternion_dims)) if value is not None}
+                                                      ("quaternion_dims", args.quaternion_dims),
+                                                      ("nll_beta", args.nll_beta)) if value is not None}
         try:
-            if args.nll_beta is not None:
-                architecture["nll_beta"] = args.nll_beta
             model = (ProbabilisticEnsemble(buffer.state_dim, buffer.action_dim, args.ensemble_size, **architecture)
                      if args.kind == "ensemble" else DeterministicMLP(buffer.state_dim, buffer.action_dim,
                                                                       **architecture))
