@@ -14,6 +14,9 @@ tenth held out for early stopping), then scored on the last `--test-fraction`, l
   along each test episode, against the error of predicting no motion at all: the fraction explained is what
   the planner can see of a turn.
 
+Both score each member's own prediction and average over the members, as the hand's planner does
+(`propagation: members`: every member rolls out its own states and a candidate's return is the members' mean).
+
 Each loss is the ensemble's beta-NLL (`nll_beta`, Seitzer et al. 2022): 0 is PETS's plain Gaussian NLL, 1
 trains the means as PDDM's MSE does. Ratios against beta 0, measured in the same run.
 """
@@ -50,24 +53,25 @@ def chained_starts(batch: TransitionBatch, steps: int) -> np.ndarray:
 
 
 def scores(model, test: TransitionBatch, layout, steps: int) -> dict[str, float]:
+    """Each member's errors on ``test``, averaged over the members (see the module docstring)."""
     states, actions = torch.as_tensor(test.states), torch.as_tensor(test.actions)
     with torch.no_grad():
-        change = model.predict_mean(states, actions).mean(0) - states
+        change = model.predict_mean(states, actions) - states  # (E, N, S)
     true_change = torch.as_tensor(test.next_states) - states
     result = {}
     for name in ("object_orientation", "object_position", "hand_qpos"):
         part = layout[name]
-        residual = (change[:, part] - true_change[:, part]).square().sum()
+        residual = (change[..., part] - true_change[:, part]).square().sum(dim=(1, 2))
         spread = (true_change[:, part] - true_change[:, part].mean(0)).square().sum()
-        result[f"one-step {name}"] = (residual / spread).item()
+        result[f"one-step {name}"] = (residual / spread).mean().item()
     starts = chained_starts(test, steps)
-    x = states[starts]
+    x = states[starts].expand(model.ensemble_size, -1, -1)
     with torch.no_grad():
         for k in range(steps):
-            x = model.predict_mean(x, actions[starts + k]).mean(0)
+            x = model.predict_mean(x, actions[starts + k].expand(model.ensemble_size, -1, -1))
     part = layout["object_orientation"]
     truth = torch.as_tensor(test.next_states[starts + steps - 1, part])
-    predicted = quaternion_angle(x[:, part] / x[:, part].norm(dim=-1, keepdim=True), truth).mean().item()
+    predicted = quaternion_angle(x[..., part], truth).mean().item()
     still = quaternion_angle(states[starts][:, part], truth).mean().item()
     result["open-loop orientation error (rad)"] = predicted
     result["open-loop fraction explained"] = 1 - predicted / still
