@@ -20,13 +20,13 @@ against the goal (>= 80 % within one hour), then each goal turn's (``x+``: +90 d
 and drops, and writes ``bench/results/bench_loop_hand.png``; the run directory
 (episodes.csv) is ``bench/results/hand-run``.
 
-P3 (``--part p3``): cart-pole swing-up through the embedded graph in lockstep with the shipped config
-(``mbrl-ros up cartpole_swingup``), for each seed: the return of every episode; prints the mean over seeds
-per episode against the goals (>= 180 by episode 5, >= 195 by episode 10) and writes
-``bench/results/bench_loop_p3.png``.
+P3 (``--part p3``): cart-pole swing-up through the embedded graph in lockstep with a config (default the
+shipped one, ``mbrl-ros up cartpole_swingup``; each seed sets the bridge's, the controller's and the trainer's
+seed), for each seed: the return of every episode; prints the mean over seeds per episode against the goals
+(>= 180 by episode 5, >= 195 by episode 10) and writes ``bench/results/bench_loop_p3.png``.
 
     .venv/bin/python bench/bench_loop.py --part p2 [--seconds 30] [--subscriber-priority 10]
-    .venv/bin/python bench/bench_loop.py --part p3 [--seeds 3] [--episodes 10]
+    .venv/bin/python bench/bench_loop.py --part p3 [--seeds 3] [--episodes 10] [--config cartpole_swingup]
     .venv/bin/python bench/bench_loop.py --part hand [--sim-minutes 60] [--block 5] [--config shadow_hand_cube]
     .venv/bin/python bench/bench_loop.py --quick     # p2 and p3, briefly
 Needs the environment of `make test` (DDS on loopback): run it through `make bench` or export the two variables.
@@ -183,11 +183,11 @@ def period_deviation_ms(arrivals: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(arrivals) - 1.0 / COMMAND_RATE) * 1e3
 
 
-def p3(seeds: int, episodes: int, quick: bool) -> None:
+def p3(seeds: int, episodes: int, quick: bool, config_name: str) -> None:
     from mbrl_ros.runner import RunOptions, run
 
     returns = np.full((seeds, episodes), np.nan)
-    base = yaml.safe_load(config_path("cartpole_swingup").read_text())
+    base = yaml.safe_load(config_path(config_name).read_text())
     with tempfile.TemporaryDirectory() as scratch:
         for seed in range(seeds):
             config = yaml.safe_load(yaml.safe_dump(base))
@@ -310,15 +310,17 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--sim-minutes", type=float, default=60.0, help="hand: simulated minutes to run")
     parser.add_argument("--block", type=float, default=5.0, help="hand: simulated minutes per success rate")
-    parser.add_argument("--config", default="shadow_hand_cube", help="hand: a shipped config or a file")
+    parser.add_argument("--config", help="p3 and hand: a shipped config or a file (default: cartpole_swingup for "
+                        "p3, shadow_hand_cube for hand)")
     parser.add_argument("--quick", action="store_true", help="a short smoke run of p2 and p3")
     args = parser.parse_args()
     if args.part in (None, "p2"):
         p2(5.0 if args.quick else args.seconds, args.subscriber_priority)
     if args.part in (None, "p3"):
-        p3(1 if args.quick else args.seeds, 2 if args.quick else args.episodes, args.quick)
+        p3(1 if args.quick else args.seeds, 2 if args.quick else args.episodes, args.quick,
+           args.config or "cartpole_swingup")
     if args.part == "hand":
-        hand(args.sim_minutes, args.block, args.config)
+        hand(args.sim_minutes, args.block, args.config or "shadow_hand_cube")
 
 
 if __name__ == "__main__":
