@@ -54,3 +54,37 @@ def test_a_node_executable_says_what_to_do_about_an_empty_list(tmp_path, capsys)
     path = cartpole_config(tmp_path, invariant_dims=[])
     assert dynamics_learner(["dynamics_learner", "--ros-args", "--params-file", str(path)]) == 2
     assert "leave the key out" in capsys.readouterr().err
+
+
+def thread_config(tmp_path, training_threads=None, planner_threads=None):
+    """The shipped cart-pole parameter file with the learner's and the controller's torch thread counts set."""
+    config = yaml.safe_load(config_path("cartpole_swingup").read_text())
+    for node, name, value in (("dynamics_learner", "training_threads", training_threads),
+                              ("mpc_controller", "planner_threads", planner_threads)):
+        if value is not None:
+            config.setdefault(node, {}).setdefault("ros__parameters", {})[name] = value
+    path = tmp_path / "threads.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_different_thread_counts_are_named_as_one_in_the_embedded_graph(tmp_path):
+    from mbrl_ros.runner import shared_thread_warning
+
+    warning = shared_thread_warning(thread_config(tmp_path, training_threads=2))
+    assert "training_threads 2 and planner_threads 1 differ" in warning and "both training and planning run on 1" \
+        in warning, warning
+    assert shared_thread_warning(thread_config(tmp_path, training_threads=2, planner_threads=2)) is None
+    assert shared_thread_warning(thread_config(tmp_path)) is None
+    for name in ("shadow_hand_cube", "cartpole_swingup", "half_cheetah", "allegro_hand_posture"):
+        assert shared_thread_warning(config_path(name)) is None, name
+
+
+def test_up_prints_the_thread_warning_before_it_starts(tmp_path, capsys):
+    path = thread_config(tmp_path, planner_threads=2)
+    config = yaml.safe_load(path.read_text())
+    config["dynamics_learner"]["ros__parameters"]["model"]["hidden_units"] = 0  # so that nothing runs after it
+    path.write_text(yaml.safe_dump(config))
+    assert main(["up", str(path), "--episodes", "1", "--run-dir", str(tmp_path / "run")]) == 2
+    out = capsys.readouterr().out
+    assert "warning: " in out and "training_threads 1 and planner_threads 2 differ" in out, out
