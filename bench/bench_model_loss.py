@@ -46,10 +46,9 @@ def newest_hand_buffer() -> Path | None:
 
 
 def chained_starts(batch: TransitionBatch, steps: int) -> np.ndarray:
-    """Indices i whose next ``steps`` transitions follow each other (s'_k == s_{k+1}) within one episode."""
-    follows = np.all(batch.next_states[:-1] == batch.states[1:], axis=1)
-    runs = np.convolve(follows.astype(int), np.ones(steps - 1, dtype=int), mode="valid") == steps - 1
-    return np.flatnonzero(runs)
+    """Indices i whose next ``steps`` transitions follow each other within one episode."""
+    links = np.convolve(batch.chained()[:-1].astype(int), np.ones(steps - 1, dtype=int), mode="valid")
+    return np.flatnonzero(links == steps - 1)
 
 
 def scores(model, test: TransitionBatch, layout, steps: int) -> dict[str, float]:

@@ -38,6 +38,13 @@ class TransitionBatch:
         return {"states": self.states, "actions": self.actions, "next_states": self.next_states,
                 "rewards": self.rewards, "dones": self.dones}
 
+    def chained(self) -> np.ndarray:
+        """(N,) bool: whether transition i + 1 continues transition i (i's episode goes on and i + 1 starts from
+        i's next state); the last transition continues nothing."""
+        follows = np.zeros(len(self), dtype=bool)
+        follows[:-1] = ~self.dones[:-1] & np.all(self.states[1:] == self.next_states[:-1], axis=1)
+        return follows
+
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], state_dim: int, action_dim: int) -> "TransitionBatch":
         """Validates arrays read from outside (a file): exact fields, dtypes, shapes, finite values.

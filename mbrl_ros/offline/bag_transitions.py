@@ -78,11 +78,8 @@ class BagTransitions:
 
     def chained(self) -> np.ndarray:
         """(N,) whether transition i + 1 continues transition i (same robot, its state is i's next state)."""
-        batch = self.batch
-        follows = np.zeros(len(batch), dtype=bool)
-        if len(batch) > 1:
-            follows[:-1] = ((self.robot[1:] == self.robot[:-1]) & ~batch.dones[:-1]
-                            & np.all(batch.states[1:] == batch.next_states[:-1], axis=1))
+        follows = self.batch.chained()
+        follows[:-1] &= self.robot[1:] == self.robot[:-1]
         return follows
 
     def within(self, start: float, end: float) -> "BagTransitions":

@@ -49,6 +49,16 @@ def test_single_and_batched_adds_grow_the_buffer_in_order():
     assert len(buffer) == 3002 and not buffer.all().dones[-2:].any()
 
 
+def test_chained_marks_the_transitions_an_episode_continues_from():
+    states = np.arange(6, dtype=np.float32)[:, None]  # episode A: 0 -> 1 -> 2 (done); episode B: 3 -> 4; 5 -> 6
+    next_states = states + 1
+    next_states[4] = 9  # 4 -> 9, but the next transition starts from 5: a gap (a dropped message)
+    dones = np.array([False, False, True, False, False, False])
+    batch = TransitionBatch(states, np.zeros((6, 1), np.float32), next_states, np.zeros(6, np.float32), dones)
+    np.testing.assert_array_equal(batch.chained(), [True, True, False, True, False, False])
+    assert batch[:1].chained().tolist() == [False] and batch[:0].chained().shape == (0,)
+
+
 @pytest.mark.parametrize("state, action, next_state, message", [
     (np.zeros(4), np.zeros(2), np.zeros(3), "states"),
     (np.zeros(3), np.zeros(1), np.zeros(3), "actions"),
