@@ -15,6 +15,17 @@ MAX_HIDDEN_LAYERS = 64  # bounds what an architecture read from a file or a mess
 _IDENTITY = torch.tensor([1.0, 0.0, 0.0, 0.0])  # the unit quaternion of no rotation
 
 
+def _contiguous_runs(dims: Sequence[int]) -> list[slice]:
+    """Increasing ``dims`` as the fewest slices that select them, in order."""
+    runs: list[slice] = []
+    for d in dims:
+        if runs and runs[-1].stop == d:
+            runs[-1] = slice(runs[-1].start, d + 1)
+        else:
+            runs.append(slice(d, d + 1))
+    return runs
+
+
 class DynamicsModel(nn.Module, ABC):
     """A learned model of ``s' = f(s, a)``, possibly an ensemble of ``ensemble_size`` members.
 
@@ -128,8 +139,9 @@ class LearnedDynamicsModel(DynamicsModel):
         self.hidden_layers, self.hidden_units, self.activation = hidden_layers, hidden_units, activation
         self.angle_dims, self.invariant_dims, self.quaternion_dims = angle_dims, invariant_dims, quaternion_dims
         special = set(angle_dims + invariant_dims + quaternion_components)
-        self._plain_dims = [d for d in range(state_dim) if d not in special]
-        input_dim = len(self._plain_dims) + 2 * len(angle_dims) + 9 * len(quaternion_dims) + action_dim
+        plain_dims = [d for d in range(state_dim) if d not in special]
+        self._plain_runs = _contiguous_runs(plain_dims)  # slices copy faster than an index gather
+        input_dim = len(plain_dims) + 2 * len(angle_dims) + 9 * len(quaternion_dims) + action_dim
         self.input_normalizer = Normalizer(input_dim)
         self.target_normalizer = Normalizer(state_dim)
         self.network = EnsembleMLP(
@@ -181,7 +193,8 @@ class LearnedDynamicsModel(DynamicsModel):
             return torch.cat([state, action], dim=-1)
         angles = state[..., self.angle_dims]
         rotations = [quaternion_to_matrix(state[..., d:d + 4]).flatten(-2) for d in self.quaternion_dims]
-        return torch.cat([state[..., self._plain_dims], angles.sin(), angles.cos(), *rotations, action], dim=-1)
+        plain = [state[..., run] for run in self._plain_runs]
+        return torch.cat([*plain, angles.sin(), angles.cos(), *rotations, action], dim=-1)
 
     def state_change(self, state: Tensor, next_state: Tensor) -> Tensor:
         """The training target of ``(s, s')``, (..., S) each -> (..., S): ``s' - s``, and for each quaternion
