@@ -8,6 +8,7 @@ writes the run directory (:mod:`mbrl_ros.runs`).
 
 import json
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -242,9 +243,14 @@ class RunOptions:
 def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Path:
     """Runs the graph until ``options.episodes`` episodes have ended; returns the run directory.
 
+    SIGINT and SIGTERM (when called from the main thread) stop the run as its end does: the bridge stops, the
+    others drain, the nodes are destroyed (the learner flushes its transitions), the plots are drawn; then
+    KeyboardInterrupt is raised.
+
     Raises:
         GraphConfigurationError: the parameter file is unreadable or a node refused one of its settings.
         RunDirectoryError: a log already in the run directory has other columns than this version writes.
+        KeyboardInterrupt: after a clean stop on SIGINT or SIGTERM.
     """
     from mbrl_ros.nodes.bag_recorder import BagRecorder
     from mbrl_ros.nodes.dynamics_learner import DynamicsLearner
@@ -281,6 +287,17 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
         if episodes_done >= options.episodes:
             finished.set()
 
+    signals: list[int] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        signals.append(signum)
+        finished.set()
+
+    # After rclpy.init, whose own handler would shut the context down under the nodes; a shell may also have
+    # started this process with SIGINT ignored (a background job).
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handlers = {signum: signal.signal(signum, on_signal)
+                         for signum in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
     executor = SingleThreadedExecutor(context=context)  # the work runs in the nodes' threads (nodes/spinning.py)
     spinner = threading.Thread(target=executor.spin, name="executor", daemon=True)
     try:
@@ -311,7 +328,7 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
         # transitions of the last episode) before the executor stops.
         executor.remove_node(bridge)
         time.sleep(DRAIN_TIME)
-        if options.record:  # the monitor may hear of the last episode before the recorder has written it
+        if options.record and not signals:  # the monitor may hear of the last episode before the recorder has it
             nodes[-2].wait_for(f"/{bridge.get_name()}/episode", options.episodes, timeout=5.0)
     finally:
         executor.shutdown(timeout_sec=10)
@@ -322,7 +339,11 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
         context.try_shutdown()
         for log in logs.values():
             log.close()
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
     plot_run(run_dir)
+    if signals:
+        raise KeyboardInterrupt(f"stopped by {signal.Signals(signals[0]).name}")
     return run_dir
 
 

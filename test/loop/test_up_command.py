@@ -1,8 +1,17 @@
-"""``mbrl-ros up`` and the node executables on parameter files they cannot start from: a clear error, exit 2."""
+"""``mbrl-ros up`` and the node executables on parameter files they cannot start from: a clear error, exit 2;
+``mbrl-ros up`` stopped by a signal: a clean stop, exit 130."""
 
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
 import yaml
 
 from mbrl_ros.cli import main
+from mbrl_ros.data import ReplayBuffer
 from mbrl_ros.resources import config_path
 
 
@@ -88,3 +97,28 @@ def test_up_prints_the_thread_warning_before_it_starts(tmp_path, capsys):
     assert main(["up", str(path), "--episodes", "1", "--run-dir", str(tmp_path / "run")]) == 2
     out = capsys.readouterr().out
     assert "warning: " in out and "training_threads 1 and planner_threads 2 differ" in out, out
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_a_run_cleanly(tmp_path, signum):
+    run_dir = tmp_path / "run"
+    # SIGINT ignored at start, as a shell starts a background job: the run must still stop on it.
+    process = subprocess.Popen([str(Path(sys.prefix) / "bin" / "mbrl-ros"), "up", "cartpole_swingup", "--episodes",
+                                "100", "--run-dir", str(run_dir)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 120
+        episodes = run_dir / "episodes.csv"
+        while not (episodes.exists() and len(episodes.read_text().splitlines()) >= 2):
+            assert process.poll() is None and time.monotonic() < deadline, "no episode ended"
+            time.sleep(0.2)
+        process.send_signal(signum)
+        out, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130 and "interrupted" in out, out
+    with ReplayBuffer.open(run_dir / "learner" / "transitions") as buffer:
+        assert len(buffer) >= 200  # the first episode's transitions (200 steps) were flushed
+    assert len(episodes.read_text().splitlines()) < 101
