@@ -29,7 +29,7 @@ from std_msgs.msg import Float64MultiArray
 from mbrl_ros.msg import EpisodeSummary, ModelUpdate, PlannerStatus
 from mbrl_ros.nodes.conversions import stamp_to_seconds
 from mbrl_ros.nodes.spinning import REFUSED_PARAMETER_ERRORS, refusal_message
-from mbrl_ros.offline.config import CONTROLLER_NODE, LEARNER_NODE, node_parameters, read_parameter_file
+from mbrl_ros.offline.config import read_parameter_file
 from mbrl_ros.runs import RUN_LOGS, CsvLog, plot_run
 
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -187,27 +187,15 @@ def _check_parameter_file(path: Path) -> None:
                                       f"(its type is unknown); leave the key out for the default")
 
 
-def shared_thread_warning(path: Path) -> str | None:
-    """What to tell the user when the parameter file at ``path`` gives the learner and the controller different
-    torch thread counts, which one process cannot honour: ``torch.set_num_threads`` is process-wide and the
-    controller, built after the learner, sets it for both. None when they agree (or the file is unreadable:
-    :func:`run` reports that)."""
-    from mbrl_ros.nodes.dynamics_learner import PARAMETERS as LEARNER_PARAMETERS
-    from mbrl_ros.nodes.mpc_controller import PARAMETERS as CONTROLLER_PARAMETERS
-
-    try:
-        config = read_parameter_file(path)
-        training = node_parameters(config, LEARNER_NODE).get("training_threads",
-                                                              LEARNER_PARAMETERS["training_threads"][0])
-        planning = node_parameters(config, CONTROLLER_NODE).get("planner_threads",
-                                                                CONTROLLER_PARAMETERS["planner_threads"][0])
-    except ValueError:
+def shared_thread_warning(training_threads: int, planner_threads: int) -> str | None:
+    """What to tell the user when the learner and the controller of one process were given different torch
+    thread counts, which one process cannot honour: ``torch.set_num_threads`` is process-wide and the controller,
+    built after the learner, sets it for both. None when they agree."""
+    if training_threads == planner_threads:
         return None
-    if training == planning:
-        return None
-    return (f"{path}: training_threads {training} and planner_threads {planning} differ, but the embedded graph "
-            f"is one process and torch's thread count is process-wide: both training and planning run on "
-            f"{planning} (the controller's); run the nodes as separate processes (the launch files) for "
+    return (f"training_threads {training_threads} and planner_threads {planner_threads} differ, but the embedded "
+            f"graph is one process and torch's thread count is process-wide: both training and planning run on "
+            f"{planner_threads} (the controller's); run the nodes as separate processes (the launch files) for "
             f"separate counts")
 
 
@@ -306,6 +294,10 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
         nodes.append(learner)
         controller = _build(MpcController, context=context, cli_args=params_file, parameter_overrides=mode)
         nodes.append(controller)
+        warning = shared_thread_warning(learner.get_parameter("training_threads").value,
+                                        controller.get_parameter("planner_threads").value)
+        if warning:
+            controller.get_logger().warning(warning)
         period = controller.task.dt if controller.mode == "realtime" else None
         monitor = RunMonitor(logs, "mujoco_bridge", controller.get_parameter("controller").value.rstrip("/"),
                              period, episode_ended, context=context)

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from mbrl_ros.resources import config_path
-    from mbrl_ros.runner import GraphConfigurationError, RunDirectoryError, RunOptions, shared_thread_warning
+    from mbrl_ros.runner import GraphConfigurationError, RunDirectoryError, RunOptions
     from mbrl_ros.runner import run as run_graph
 
     if args.episodes < 1:
@@ -42,9 +42,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     # One process, one host: unless the caller chose otherwise, DDS stays on this machine.
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    warning = shared_thread_warning(config)
-    if warning:
-        print(f"warning: {warning}")
     options = RunOptions(config, args.episodes, args.mode, args.run_dir, args.data_dir, args.record)
     with tqdm(total=args.episodes, desc="episodes", unit="episode") as bar:
         def on_episode(record) -> None:

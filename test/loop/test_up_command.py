@@ -77,26 +77,31 @@ def thread_config(tmp_path, training_threads=None, planner_threads=None):
     return path
 
 
-def test_different_thread_counts_are_named_as_one_in_the_embedded_graph(tmp_path):
+def test_different_thread_counts_are_named_as_one_in_the_embedded_graph():
     from mbrl_ros.runner import shared_thread_warning
 
-    warning = shared_thread_warning(thread_config(tmp_path, training_threads=2))
+    warning = shared_thread_warning(2, 1)
     assert "training_threads 2 and planner_threads 1 differ" in warning and "both training and planning run on 1" \
         in warning, warning
-    assert shared_thread_warning(thread_config(tmp_path, training_threads=2, planner_threads=2)) is None
-    assert shared_thread_warning(thread_config(tmp_path)) is None
-    for name in ("shadow_hand_cube", "cartpole_swingup", "half_cheetah", "allegro_hand_posture"):
-        assert shared_thread_warning(config_path(name)) is None, name
+    assert shared_thread_warning(2, 2) is None
 
 
-def test_up_prints_the_thread_warning_before_it_starts(tmp_path, capsys):
+def test_up_warns_of_the_thread_counts_the_nodes_were_built_with(tmp_path, capfd):
     path = thread_config(tmp_path, planner_threads=2)
     config = yaml.safe_load(path.read_text())
-    config["dynamics_learner"]["ros__parameters"]["model"]["hidden_units"] = 0  # so that nothing runs after it
+    config["mujoco_bridge"]["ros__parameters"]["episode_length"] = -1  # the bridge, built last, stops the run
     path.write_text(yaml.safe_dump(config))
     assert main(["up", str(path), "--episodes", "1", "--run-dir", str(tmp_path / "run")]) == 2
-    out = capsys.readouterr().out
-    assert "warning: " in out and "training_threads 1 and planner_threads 2 differ" in out, out
+    err = capfd.readouterr().err
+    assert "training_threads 1 and planner_threads 2 differ" in err, err
+
+    # The shipped configs: the nodes' own values, defaults included, agree.
+    for name in ("shadow_hand_cube", "cartpole_swingup", "half_cheetah"):
+        config = yaml.safe_load(config_path(name).read_text())
+        config["mujoco_bridge"]["ros__parameters"]["episode_length"] = -1
+        path.write_text(yaml.safe_dump(config))
+        assert main(["up", str(path), "--episodes", "1", "--run-dir", str(tmp_path / name)]) == 2
+        assert "planner_threads" not in capfd.readouterr().err, name
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
