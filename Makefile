@@ -88,9 +88,9 @@ lint: $(STAMP).deps
 	$(VENV_ABS)/bin/ruff check .
 
 # The demos: the embedded graph (bridge, learner, controller in one process over DDS), a fresh run directory
-# under runs/ each time (CSV, PNG, the learner's data). DEMO_EPISODES sizes the Shadow hand run (80 of 4 s: 8-13 min on 2 cores,
-# as fast as the planner's one thread: 150-240 ms a plan on the 2-core hosts measured).
-DEMO_EPISODES ?= 80
+# under runs/ each time (CSV, PNG, the learner's data). DEMO_EPISODES sizes the Shadow hand run (60 of 4 s: 13.5 min on
+# a 2-core EPYC, as fast as the planner's one thread: ~360 ms a plan there).
+DEMO_EPISODES ?= 60
 demo: setup
 	$(ROS_ENV) $(VENV_ABS)/bin/mbrl-ros up shadow_hand_cube --episodes $(DEMO_EPISODES)
 

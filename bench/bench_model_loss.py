@@ -4,9 +4,10 @@
     .venv/bin/python bench/bench_model_loss.py --quick                            # a smoke run
 
 The transitions are a hand run's (`mbrl-ros up shadow_hand_cube`, `make demo`; default: the newest
-`runs/shadow_hand_cube-*/learner/transitions`). The model and trainer are the config's (3 x 2 x 250 ReLU as
-shipped), trained once per loss and seed on the first `--train-fraction` of the transitions (its own random
-tenth held out for early stopping), then scored on the last `--test-fraction`, later data the model never saw:
+`runs/shadow_hand_cube-*/learner/transitions`). The model and trainer are the config's (as shipped: 3 x 2 x 250
+SiLU, the cube's orientation as a quaternion, the goal out of the inputs), trained once per loss and seed on the
+first `--train-fraction` of the transitions (its own random tenth held out for early stopping), then scored on
+the last `--test-fraction`, later data the model never saw:
 
 - one-step relative MSE of the change `s' - s` (squared error over the change's own variance) for the cube's
   orientation, the cube's position and the hand's joint positions;
