@@ -94,6 +94,21 @@ def _number(text: str) -> float:
         return float("nan")
 
 
+def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """(N,) -> (N,): the mean of each value and the ``window - 1`` before it (of all before it near the start);
+    NaNs (an episode without that figure) are left out of the means."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    values = np.asarray(values, dtype=float)
+    present = ~np.isnan(values)
+    sums = np.cumsum(np.where(present, values, 0.0))
+    counts = np.cumsum(present)
+    sums[window:] = sums[window:] - sums[:-window]
+    counts[window:] = counts[window:] - counts[:-window]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
 def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     """Draws the run's plots next to its CSVs; returns the PNGs written (those whose data exist).
 
@@ -111,7 +126,12 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
         episodes = read_csv(run_dir / "episodes.csv", ("episode", "return", "success", "validation_nll"))
         figure, (returns_axis, model_axis) = pyplot.subplots(2, 1, figsize=(7, 6), sharex=True,
                                                              gridspec_kw={"height_ratios": [2, 1]})
-        returns_axis.plot(episodes["episode"], episodes["return"], "o-", label="return")
+        # Single episodes vary with their start and goal far more than between models: the trailing means show
+        # the trend (a window of a tenth of the run, 5 to 75 episodes).
+        window = max(5, min(75, len(episodes["episode"]) // 10))
+        returns_axis.plot(episodes["episode"], episodes["return"], ".", color="tab:blue", alpha=0.4, label="return")
+        returns_axis.plot(episodes["episode"], trailing_mean(episodes["return"], window), "-", color="tab:blue",
+                          linewidth=2, label=f"return, mean of the last {window}")
         returns_axis.set_ylabel("return")
         # The model each episode was planned with: its held-out error falls as the robot learns its dynamics
         # (runs written before the MSE was logged show the NLL).
@@ -122,11 +142,13 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
         model_axis.set_xlabel("episode")
         model_axis.set_ylabel("model validation MSE" if quality == "validation_mse" else "model validation NLL")
         success_axis = returns_axis.twinx()
-        success_axis.plot(episodes["episode"], episodes["success"], "s--", color="tab:green", label="success")
-        success_axis.set_ylabel("success")
+        success_axis.plot(episodes["episode"], trailing_mean(episodes["success"], window), "-", color="tab:green",
+                          linewidth=2, label=f"success rate, last {window}")
+        success_axis.set_ylabel("success rate")
         success_axis.set_ylim(-0.05, 1.05)
-        figure.legend(loc="lower right")
-        returns_axis.set_title(f"learning curve ({run_dir.name})")
+        returns_axis.set_title(f"learning curve ({run_dir.name})", pad=22)
+        returns_axis.legend(*_handles(returns_axis, success_axis), loc="lower center", bbox_to_anchor=(0.5, 1.0),
+                            ncols=3, fontsize="small", frameon=False)
         written.append(_save(figure, run_dir / "learning_curve.png"))
     if (run_dir / "plans.csv").is_file():
         plans = read_csv(run_dir / "plans.csv", ("plan_time_ms",))
@@ -171,6 +193,12 @@ def _plot_learning(run_dir: Path) -> list[Path]:
         written.append(plot_open_loop(read_open_loop_csv(report / "open_loop_error.csv"),
                                       report / "open_loop_error.png"))
     return written
+
+
+def _handles(*axes) -> tuple[list, list]:
+    """The legend handles and labels of all ``axes`` (a twin axis keeps its own)."""
+    pairs = [axis.get_legend_handles_labels() for axis in axes]
+    return [h for handles, _ in pairs for h in handles], [label for _, labels in pairs for label in labels]
 
 
 def _save(figure, path: Path) -> Path:

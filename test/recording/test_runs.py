@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mbrl_ros.runs import EPISODE_COLUMNS, PLAN_COLUMNS, TICK_COLUMNS, CsvLog, plot_run, read_csv
+from mbrl_ros.runs import EPISODE_COLUMNS, PLAN_COLUMNS, TICK_COLUMNS, CsvLog, plot_run, read_csv, trailing_mean
 
 
 def write_run(run_dir: Path, episodes: int = 5) -> None:
@@ -49,6 +49,16 @@ def test_a_row_with_missing_or_unknown_columns_is_refused(tmp_path):
     with pytest.raises(ValueError, match="expected"):
         log.write(time_s=1.0)
     log.close()
+
+
+def test_trailing_mean_averages_the_last_window_values_and_skips_nans():
+    values = np.array([1.0, 3.0, np.nan, 5.0, 7.0, 9.0])
+    np.testing.assert_allclose(trailing_mean(values, 3), [1.0, 2.0, 2.0, 4.0, 6.0, 7.0])
+    np.testing.assert_allclose(trailing_mean(values, 1)[[0, 1, 3]], [1.0, 3.0, 5.0])
+    assert np.isnan(trailing_mean(values, 1)[2])
+    np.testing.assert_allclose(trailing_mean(values, 10), [1.0, 2.0, 2.0, 3.0, 4.0, 5.0])
+    with pytest.raises(ValueError, match="window"):
+        trailing_mean(values, 0)
 
 
 def test_plot_run_draws_each_plot_whose_data_exist(tmp_path):
