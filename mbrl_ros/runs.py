@@ -105,8 +105,7 @@ def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
     counts = np.cumsum(present)
     sums[window:] = sums[window:] - sums[:-window]
     counts[window:] = counts[window:] - counts[:-window]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
 def plot_run(run_dir: str | os.PathLike) -> list[Path]:
