@@ -1,5 +1,7 @@
 """Batched unit-quaternion arithmetic in torch, scalar first ``[w, x, y, z]`` (MuJoCo's order)."""
 
+import itertools
+
 import torch
 from torch import Tensor
 
@@ -50,3 +52,38 @@ def quaternion_to_matrix(q: Tensor) -> Tensor:
         ],
         dim=-1,
     ).unflatten(-1, (3, 3))
+
+
+def cube_rotations() -> Tensor:
+    """The 24 rotations (24, 3, 3) that map a cube centred at the origin, its faces normal to the axes, onto
+    itself: the signed permutation matrices of determinant +1, the identity first (on the CPU, float32)."""
+    rotations = []
+    for permutation in itertools.permutations(range(3)):
+        inversions = sum(permutation[i] > permutation[j] for i in range(3) for j in range(i + 1, 3))
+        for signs in itertools.product((1.0, -1.0), repeat=3):
+            if (-1) ** inversions * signs[0] * signs[1] * signs[2] > 0:
+                rotations.append([[signs[row] if column == permutation[row] else 0.0 for column in range(3)]
+                                  for row in range(3)])
+    return torch.tensor(rotations, device="cpu")
+
+
+_CUBE_ROTATIONS = cube_rotations()
+
+
+def canonical_cube_rotation(rotation: Tensor) -> Tensor:
+    """The orientation of a cube that is closest to the identity among the 24 that look the same.
+
+    A cube at orientation ``R`` (body to world) sits exactly as at ``R G`` for each ``G`` of
+    :func:`cube_rotations`. This returns the ``R G`` of largest trace (smallest rotation angle); ties go to the
+    first in :func:`cube_rotations`' order.
+
+    Args:
+        rotation: (..., 3, 3) rotation matrices.
+
+    Returns:
+        (..., 3, 3) rotation matrices.
+    """
+    symmetries = _CUBE_ROTATIONS.to(rotation)
+    # trace(R G) = sum_ij R_ij G_ji
+    traces = rotation.flatten(-2) @ symmetries.transpose(-1, -2).flatten(-2).T
+    return rotation @ symmetries[traces.argmax(dim=-1)]

@@ -9,7 +9,13 @@ from torch import Tensor, nn
 
 from mbrl_ros.models.layers import EnsembleMLP
 from mbrl_ros.models.normalizer import Normalizer
-from mbrl_ros.rotations import quaternion_conjugate, quaternion_multiply, quaternion_to_matrix, unit_quaternion
+from mbrl_ros.rotations import (
+    canonical_cube_rotation,
+    quaternion_conjugate,
+    quaternion_multiply,
+    quaternion_to_matrix,
+    unit_quaternion,
+)
 
 MAX_HIDDEN_LAYERS = 64  # bounds what an architecture read from a file or a message can make us build
 _IDENTITY = torch.tensor([1.0, 0.0, 0.0, 0.0])  # the unit quaternion of no rotation
@@ -87,6 +93,11 @@ class LearnedDynamicsModel(DynamicsModel):
             ``q' q^-1``, in the frame ``q`` is expressed in, as ``[w - 1, x, y, z]`` with ``w >= 0``) instead of
             ``q' - q``, which is that increment multiplied by ``q``: a turn learned at one orientation is the
             same turn at another, and predictions stay unit quaternions. Disjoint from the other two.
+        cube_quaternion_dims: those of ``quaternion_dims`` that orient a body with a cube's symmetry (a uniform
+            cube, as the Shadow hand's): the 24 orientations that put the cube in the same place are one state
+            to its dynamics, so the network sees the rotation matrix of the one closest to the identity
+            (:func:`mbrl_ros.rotations.canonical_cube_rotation`). The increment ``q' q^-1`` it predicts is the
+            same for all 24, so what it learns about a face carries over to the other five.
     """
 
     kind: ClassVar[str]
@@ -103,6 +114,7 @@ class LearnedDynamicsModel(DynamicsModel):
         angle_dims: Sequence[int] = (),
         invariant_dims: Sequence[int] = (),
         quaternion_dims: Sequence[int] = (),
+        cube_quaternion_dims: Sequence[int] = (),
     ):
         super().__init__()
         for name, value, minimum, maximum in (
@@ -135,9 +147,15 @@ class LearnedDynamicsModel(DynamicsModel):
         if set(quaternion_components) & set(angle_dims + invariant_dims):
             raise ValueError(f"quaternion dimensions cannot also be in angle_dims or invariant_dims, got "
                              f"{sorted(set(quaternion_components) & set(angle_dims + invariant_dims))}")
+        cube_quaternion_dims = list(cube_quaternion_dims)
+        if not all(d in quaternion_dims for d in cube_quaternion_dims) \
+                or len(set(cube_quaternion_dims)) != len(cube_quaternion_dims):
+            raise ValueError(f"cube_quaternion_dims must be distinct entries of quaternion_dims {quaternion_dims}, "
+                             f"got {cube_quaternion_dims}")
         self.state_dim, self.action_dim, self.ensemble_size = state_dim, action_dim, ensemble_size
         self.hidden_layers, self.hidden_units, self.activation = hidden_layers, hidden_units, activation
         self.angle_dims, self.invariant_dims, self.quaternion_dims = angle_dims, invariant_dims, quaternion_dims
+        self.cube_quaternion_dims = cube_quaternion_dims
         special = set(angle_dims + invariant_dims + quaternion_components)
         plain_dims = [d for d in range(state_dim) if d not in special]
         self._plain_runs = _contiguous_runs(plain_dims)  # slices copy faster than an index gather
@@ -187,14 +205,23 @@ class LearnedDynamicsModel(DynamicsModel):
 
     def raw_inputs(self, state: Tensor, action: Tensor) -> Tensor:
         """(..., S), (..., A) -> (..., I): the state dimensions that are neither angles, invariant nor
-        quaternions, then sin and cos of each angle, then each quaternion's rotation matrix (9, row-major), then
-        the action; the plain concatenation (I = S + A) when there are none of them."""
+        quaternions, then sin and cos of each angle, then each quaternion's rotation matrix (9, row-major; a cube's
+        canonical one, see ``cube_quaternion_dims``), then the action; the plain concatenation (I = S + A) when
+        there are none of them."""
         if not self.angle_dims and not self.invariant_dims and not self.quaternion_dims:
             return torch.cat([state, action], dim=-1)
         angles = state[..., self.angle_dims]
-        rotations = [quaternion_to_matrix(state[..., d:d + 4]).flatten(-2) for d in self.quaternion_dims]
+        rotations = [self._rotation_input(state[..., d:d + 4], d in self.cube_quaternion_dims)
+                     for d in self.quaternion_dims]
         plain = [state[..., run] for run in self._plain_runs]
         return torch.cat([*plain, angles.sin(), angles.cos(), *rotations, action], dim=-1)
+
+    def _rotation_input(self, quaternion: Tensor, cube: bool) -> Tensor:
+        """(..., 4) -> (..., 9): the rotation matrix of ``quaternion``, a cube's canonical one if ``cube``."""
+        rotation = quaternion_to_matrix(quaternion)
+        if cube:
+            rotation = canonical_cube_rotation(rotation)
+        return rotation.flatten(-2)
 
     def state_change(self, state: Tensor, next_state: Tensor) -> Tensor:
         """The training target of ``(s, s')``, (..., S) each -> (..., S): ``s' - s``, and for each quaternion

@@ -39,6 +39,8 @@ class ProbabilisticEnsemble(LearnedDynamicsModel):
             LearnedDynamicsModel).
         quaternion_dims: first dimension of each unit quaternion (w, x, y, z), seen as its rotation matrix and
             predicted as a rotation increment (see LearnedDynamicsModel).
+        cube_quaternion_dims: those of ``quaternion_dims`` that orient a cube, seen in the canonical of its 24
+            alike orientations (see LearnedDynamicsModel).
         nll_beta: beta of the beta-NLL loss (Seitzer et al. 2022), in [0, 1]: each element's NLL is weighted by
             its predicted variance to the power beta (no gradient through the weight). 0 is the plain Gaussian
             NLL (PETS); 1 trains the mean as MSE does (PDDM) while the variance is still learned. The plain NLL
@@ -59,11 +61,12 @@ class ProbabilisticEnsemble(LearnedDynamicsModel):
         angle_dims: list[int] | None = None,
         invariant_dims: list[int] | None = None,
         quaternion_dims: list[int] | None = None,
+        cube_quaternion_dims: list[int] | None = None,
         nll_beta: float = 0.0,
     ):
         super().__init__(state_dim, action_dim, ensemble_size, hidden_layers, hidden_units, activation,
                          outputs_per_state_dim=2, angle_dims=angle_dims or (), invariant_dims=invariant_dims or (),
-                         quaternion_dims=quaternion_dims or ())
+                         quaternion_dims=quaternion_dims or (), cube_quaternion_dims=cube_quaternion_dims or ())
         if not (isinstance(nll_beta, (int, float)) and not isinstance(nll_beta, bool) and 0.0 <= nll_beta <= 1.0):
             raise ValueError(f"nll_beta must be a number in [0, 1], got {nll_beta!r}")
         self.nll_beta = float(nll_beta)
@@ -76,7 +79,7 @@ class ProbabilisticEnsemble(LearnedDynamicsModel):
                 "hidden_layers": self.hidden_layers, "hidden_units": self.hidden_units,
                 "activation": self.activation, "angle_dims": self.angle_dims,
                 "invariant_dims": self.invariant_dims, "quaternion_dims": self.quaternion_dims,
-                "nll_beta": self.nll_beta}
+                "cube_quaternion_dims": self.cube_quaternion_dims, "nll_beta": self.nll_beta}
 
     def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
         """Normalised inputs (E, B, I) -> mean and softly bounded log-variance (E, B, S), normalised."""

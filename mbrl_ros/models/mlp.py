@@ -31,6 +31,8 @@ class DeterministicMLP(LearnedDynamicsModel):
             LearnedDynamicsModel).
         quaternion_dims: first dimension of each unit quaternion (w, x, y, z), seen as its rotation matrix and
             predicted as a rotation increment (see LearnedDynamicsModel).
+        cube_quaternion_dims: those of ``quaternion_dims`` that orient a cube, seen in the canonical of its 24
+            alike orientations (see LearnedDynamicsModel).
     """
 
     kind = "mlp"
@@ -38,16 +40,17 @@ class DeterministicMLP(LearnedDynamicsModel):
     def __init__(
         self, state_dim: int, action_dim: int, hidden_layers: int = 2, hidden_units: int = 500,
         activation: str = "relu", angle_dims: list[int] | None = None, invariant_dims: list[int] | None = None,
-        quaternion_dims: list[int] | None = None,
+        quaternion_dims: list[int] | None = None, cube_quaternion_dims: list[int] | None = None,
     ):
         super().__init__(state_dim, action_dim, 1, hidden_layers, hidden_units, activation, outputs_per_state_dim=1,
                          angle_dims=angle_dims or (), invariant_dims=invariant_dims or (),
-                         quaternion_dims=quaternion_dims or ())
+                         quaternion_dims=quaternion_dims or (), cube_quaternion_dims=cube_quaternion_dims or ())
 
     def architecture(self) -> dict[str, Any]:
         return {"state_dim": self.state_dim, "action_dim": self.action_dim, "hidden_layers": self.hidden_layers,
                 "hidden_units": self.hidden_units, "activation": self.activation, "angle_dims": self.angle_dims,
-                "invariant_dims": self.invariant_dims, "quaternion_dims": self.quaternion_dims}
+                "invariant_dims": self.invariant_dims, "quaternion_dims": self.quaternion_dims,
+                "cube_quaternion_dims": self.cube_quaternion_dims}
 
     def forward(self, inputs: Tensor) -> Tensor:
         """Normalised inputs (1, B, I) -> normalised state change (1, B, S)."""

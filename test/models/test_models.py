@@ -473,6 +473,65 @@ def test_quaternion_dims_are_seen_as_rotation_matrices_and_survive_serialization
     torch.testing.assert_close(rebuilt.predict(state, action)[0], prediction)
 
 
+def test_cube_rotations_are_the_24_rotations_that_map_a_cube_onto_itself():
+    from mbrl_ros.rotations import cube_rotations
+
+    rotations = cube_rotations()
+    assert rotations.shape == (24, 3, 3)
+    torch.testing.assert_close(rotations[0], torch.eye(3))
+    torch.testing.assert_close(rotations @ rotations.transpose(-1, -2), torch.eye(3).expand(24, 3, 3))
+    torch.testing.assert_close(torch.linalg.det(rotations), torch.ones(24))
+    assert len({tuple(r.flatten().tolist()) for r in rotations}) == 24
+    products = {tuple((a @ b).flatten().tolist()) for a in rotations for b in rotations}
+    assert products == {tuple(r.flatten().tolist()) for r in rotations}  # a group
+
+
+def test_the_canonical_cube_rotation_is_the_closest_to_the_identity_of_the_24_alike_and_the_same_for_all():
+    from mbrl_ros.rotations import canonical_cube_rotation, cube_rotations, quaternion_to_matrix
+
+    rotation = quaternion_to_matrix(random_unit_quaternions(64, torch.Generator().manual_seed(0)))
+    canonical = canonical_cube_rotation(rotation)
+    alike = rotation[:, None] @ cube_rotations()  # (64, 24, 3, 3)
+    traces = alike.diagonal(dim1=-2, dim2=-1).sum(-1)
+    torch.testing.assert_close(canonical.diagonal(dim1=-2, dim2=-1).sum(-1), traces.max(dim=1).values)
+    differences = (alike - canonical[:, None]).abs().flatten(-2).amax(-1)
+    assert (differences.min(dim=1).values < 1e-6).all()  # canonical is one of the 24
+    for k in range(24):
+        torch.testing.assert_close(canonical_cube_rotation(alike[:, k]), canonical)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "ensemble"])
+def test_a_cube_turned_by_one_of_its_symmetries_gets_the_same_inputs_and_the_same_predicted_turn(kind):
+    from mbrl_ros.models import model_class, model_from_payload, model_to_payload
+    from mbrl_ros.rotations import quaternion_angle, quaternion_multiply
+
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1)
+    q = random_unit_quaternions(8, generator)
+    state = torch.cat([torch.randn(8, 1, generator=generator), q, torch.randn(8, 1, generator=generator)], -1)
+    action = torch.randn(8, 1, generator=generator)
+    symmetry = turn_quaternions(torch.tensor([[torch.pi / 2, 0.0, 0.0]]))  # a quarter turn about the body's x
+    alike = state.clone()
+    alike[:, 1:5] = quaternion_multiply(q, symmetry)
+    plain = model_class(kind)(6, 1, hidden_layers=1, hidden_units=16, quaternion_dims=[1])
+    assert not torch.allclose(plain.raw_inputs(alike, action), plain.raw_inputs(state, action), atol=1e-3)
+    model = model_class(kind)(6, 1, hidden_layers=1, hidden_units=16, quaternion_dims=[1], cube_quaternion_dims=[1])
+    torch.testing.assert_close(model.raw_inputs(alike, action), model.raw_inputs(state, action))
+    with torch.no_grad():
+        prediction, from_alike = model.predict(state, action)[0], model.predict(alike, action)[0]
+    torch.testing.assert_close(from_alike[..., [0, 5]], prediction[..., [0, 5]])
+    assert quaternion_angle(from_alike[..., 1:5], quaternion_multiply(prediction[..., 1:5], symmetry)).max() < 1e-3
+    rebuilt = model_from_payload(model_to_payload(model))
+    assert rebuilt.cube_quaternion_dims == [1]
+    torch.testing.assert_close(rebuilt.predict(alike, action)[0], from_alike)
+
+
+@pytest.mark.parametrize("cube_quaternion_dims", [[0], [1, 1], [5]])
+def test_cube_quaternion_dims_that_are_not_quaternion_dims_are_refused(cube_quaternion_dims):
+    with pytest.raises(ValueError, match="cube_quaternion_dims"):
+        DeterministicMLP(6, 1, quaternion_dims=[1], cube_quaternion_dims=cube_quaternion_dims)
+
+
 @pytest.mark.parametrize("quaternion_dims", [[3], [-1], [0, 2], [True], [0.5], [1]])
 def test_quaternion_dims_outside_the_state_overlapping_or_among_the_angles_are_refused(quaternion_dims):
     with pytest.raises(ValueError, match="quaternion"):
