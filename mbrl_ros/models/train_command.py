@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="state dimensions the dynamics do not depend on, not inputs of a new model")
     parser.add_argument("--quaternion-dims", type=int, nargs="+", metavar="DIM",
                         help="first dimension of each unit quaternion (w, x, y, z), a rotation to a new model")
+    parser.add_argument("--cube-quaternion-dims", type=int, nargs="+", metavar="DIM",
+                        help="those of --quaternion-dims that orient a cube, seen by a new model in the canonical "
+                             "of the 24 orientations that put it in the same place")
     parser.add_argument("--nll-beta", type=float, metavar="BETA",
                         help="beta-NLL loss of a new ensemble, in [0, 1] (default 0: the plain Gaussian NLL)")
     parser.add_argument("--max-epochs", type=int, default=200, help="most epochs of the early-stopped phase")
@@ -84,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
                                                       ("angle_dims", args.angle_dims),
                                                       ("invariant_dims", args.invariant_dims),
                                                       ("quaternion_dims", args.quaternion_dims),
+                                                      ("cube_quaternion_dims", args.cube_quaternion_dims),
                                                       ("nll_beta", args.nll_beta)) if value is not None}
         try:
             model = (ProbabilisticEnsemble(buffer.state_dim, buffer.action_dim, args.ensemble_size, **architecture)

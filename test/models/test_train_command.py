@@ -69,6 +69,22 @@ def test_a_new_model_takes_angle_and_invariant_dimensions(tmp_path):
     assert model.network.linear_layers()[0].weight.shape[1] == 2 + 1  # sin and cos of dim 1, the action
 
 
+def test_a_new_model_takes_quaternion_and_cube_quaternion_dimensions(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    quaternions = rng.normal(size=(400, 4))
+    quaternions /= np.linalg.norm(quaternions, axis=1, keepdims=True)
+    states = np.concatenate([rng.normal(size=(400, 1)), quaternions], 1)
+    with ReplayBuffer(5, 1, directory=tmp_path / "buffer") as buffer:
+        buffer.add(states, rng.normal(size=(400, 1)), states)
+    assert main(["train-model", str(tmp_path / "buffer"), str(tmp_path / "model"), *SMALL, "--quaternion-dims", "1",
+                 "--cube-quaternion-dims", "1"]) == 0
+    model = load_model(tmp_path / "model")
+    assert (model.quaternion_dims, model.cube_quaternion_dims) == ([1], [1])
+    assert main(["train-model", str(tmp_path / "buffer"), str(tmp_path / "other"), *SMALL, "--quaternion-dims", "1",
+                 "--cube-quaternion-dims", "0"]) == 2
+    assert "cube_quaternion_dims must be distinct entries of quaternion_dims" in capsys.readouterr().out
+
+
 def test_a_new_ensemble_takes_the_beta_nll_loss_and_an_mlp_refuses_it(tmp_path, capsys):
     write_buffer(tmp_path / "buffer")
     ensemble = ["--ensemble-size", "2", "--hidden-layers", "1", "--hidden-units", "16", "--max-epochs", "2",
