@@ -148,7 +148,8 @@ class LearnedDynamicsModel(DynamicsModel):
             raise ValueError(f"quaternion dimensions cannot also be in angle_dims or invariant_dims, got "
                              f"{sorted(set(quaternion_components) & set(angle_dims + invariant_dims))}")
         cube_quaternion_dims = list(cube_quaternion_dims)
-        if not all(d in quaternion_dims for d in cube_quaternion_dims) \
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d in quaternion_dims
+                   for d in cube_quaternion_dims) \
                 or len(set(cube_quaternion_dims)) != len(cube_quaternion_dims):
             raise ValueError(f"cube_quaternion_dims must be distinct entries of quaternion_dims {quaternion_dims}, "
                              f"got {cube_quaternion_dims}")

@@ -526,7 +526,7 @@ def test_a_cube_turned_by_one_of_its_symmetries_gets_the_same_inputs_and_the_sam
     torch.testing.assert_close(rebuilt.predict(alike, action)[0], from_alike)
 
 
-@pytest.mark.parametrize("cube_quaternion_dims", [[0], [1, 1], [5]])
+@pytest.mark.parametrize("cube_quaternion_dims", [[0], [1, 1], [5], [True], [1.0]])
 def test_cube_quaternion_dims_that_are_not_quaternion_dims_are_refused(cube_quaternion_dims):
     with pytest.raises(ValueError, match="cube_quaternion_dims"):
         DeterministicMLP(6, 1, quaternion_dims=[1], cube_quaternion_dims=cube_quaternion_dims)
