@@ -3,6 +3,7 @@
 import hashlib
 import io
 import math
+import time
 
 import numpy as np
 import pytest
@@ -87,8 +88,12 @@ def test_nan_inf_and_wrong_length_states_never_give_a_nan_command(controller_and
 
 def test_a_stale_state_makes_the_controller_hold_within_one_period(controller_and_robot):
     controller, robot = controller_and_robot
-    stream_states(robot, 10)
-    assert wait_for(lambda: len(robot.commands) >= 5, timeout=10)
+    # States keep coming until the controller answers: on a loaded host its first commands can come later than the
+    # stale bound after a fixed burst of states, and a stale tick then would be right.
+    deadline = time.monotonic() + 10
+    while len(robot.commands) < 5 and time.monotonic() < deadline:
+        stream_states(robot, 1)
+    assert len(robot.commands) >= 5
     assert controller.stale_ticks == 0
     # Exploration changes the command every tick while the state is fresh; once stale, every tick repeats the last.
     assert wait_for(lambda: controller.stale_ticks >= 1, timeout=0.3 + 3 * PERIOD + 1.0)
