@@ -68,6 +68,8 @@ def cube_rotations() -> Tensor:
 
 
 _CUBE_ROTATIONS = cube_rotations()
+# (9, 24): a flattened R times column k is trace(R G_k)
+_CUBE_TRACE_WEIGHTS = _CUBE_ROTATIONS.transpose(-1, -2).flatten(-2).T.contiguous()
 
 
 def canonical_cube_rotation(rotation: Tensor) -> Tensor:
@@ -83,7 +85,5 @@ def canonical_cube_rotation(rotation: Tensor) -> Tensor:
     Returns:
         (..., 3, 3) rotation matrices.
     """
-    symmetries = _CUBE_ROTATIONS.to(rotation)
-    # trace(R G) = sum_ij R_ij G_ji
-    traces = rotation.flatten(-2) @ symmetries.transpose(-1, -2).flatten(-2).T
-    return rotation @ symmetries[traces.argmax(dim=-1)]
+    traces = rotation.flatten(-2) @ _CUBE_TRACE_WEIGHTS.to(rotation)  # trace(R G) = sum_ij R_ij G_ji
+    return rotation @ _CUBE_ROTATIONS.to(rotation)[traces.argmax(dim=-1)]
