@@ -8,7 +8,8 @@ in order, no transition across an episode end ``/<bridge>/episode``). It also ac
 ``mbrl_ros/Transition`` messages on ``transitions``.
 
 Transitions are persisted in ``data_dir`` (crash-safe); the model is retrained in the background every
-``retrain.every_transitions`` new transitions, at episode ends, or on ``~/train`` (std_srvs/Trigger), and each
+``retrain.every_transitions`` new transitions, at episode ends, or on ``~/train`` (std_srvs/Trigger), continuing
+the last model (every ``retrain.fresh_every``-th version from new initial weights), and each
 new model is published as ``mbrl_ros/ModelUpdate`` on ``model_topic`` (transient local: late joiners get the
 newest) with an increasing version and saved atomically. Restarted on the same ``data_dir``, it resumes its
 transitions, model and version, and publishes that model at once.

@@ -125,6 +125,44 @@ def test_a_learner_killed_with_sigkill_resumes_with_its_transitions_and_version(
         learner.close()
 
 
+def released_weights(release) -> dict[str, torch.Tensor]:
+    return model_from_payload(release.payload).state_dict()
+
+
+def test_every_fresh_every_th_version_is_trained_afresh_and_the_others_continue(tmp_path):
+    data = linear_system(400, seed=0)
+    policy = RetrainPolicy(every_transitions=0, fresh_every=2)
+    learner = Learner(tmp_path / "learner", small_model, FAST_TRAINING, policy)
+    try:
+        learner.add(*data)
+        learner.train_now()
+        torch.manual_seed(7)  # the fresh model's initial weights
+        second = learner.train_now()
+        third = learner.train_now()
+    finally:
+        learner.close()
+    torch.manual_seed(7)
+    scratch = Learner(tmp_path / "scratch", small_model, FAST_TRAINING, RetrainPolicy(every_transitions=0))
+    try:
+        scratch.add(*data)
+        afresh = scratch.train_now()
+    finally:
+        scratch.close()
+    expected, got = released_weights(afresh), released_weights(second)
+    assert all(torch.equal(expected[name], got[name]) for name in expected), \
+        "version 2 is not the model a new learner trains on the same data from the same initial weights"
+    continued = released_weights(third)
+    assert not all(torch.equal(got[name], continued[name]) for name in got), "version 3 was not trained"
+    assert third.version == 3 and learner.store.latest_version() == 3
+
+
+@pytest.mark.parametrize("fields", [{"fresh_every": -1}, {"fresh_every": True}, {"fresh_every": 2.5},
+                                    {"every_transitions": -5}, {"min_transitions": None}])
+def test_retrain_policy_refuses_counts_that_are_not_non_negative_integers(fields):
+    with pytest.raises(ValueError, match=f"retrain.{next(iter(fields))} must be an integer >= 0"):
+        RetrainPolicy(**fields)
+
+
 def test_a_model_of_other_dimensions_in_the_directory_is_refused(tmp_path):
     ModelStore(tmp_path / "learner" / "models").save(DeterministicMLP(5, 1, 1, 8), version=1)
     with pytest.raises(ValueError, match="state/action sizes"):
