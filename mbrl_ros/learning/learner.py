@@ -148,7 +148,7 @@ class Learner:
             if self.version and fresh_every and (self.version + 1) % fresh_every == 0:
                 trainer = ModelTrainer(self._model_factory(), self._trainer_config, self.trainer.csv_path)
                 result = trainer.fit_buffer(self.buffer)
-                self.trainer = trainer  # the continued model served until now
+                self.trainer = trainer  # swapped in only now: the continued model served during the round
             else:
                 result = self.trainer.fit_buffer(self.buffer)
             self.version += 1
