@@ -144,13 +144,11 @@ class Learner:
             if len(self.buffer) < max(1, self.policy.min_transitions):
                 return None
             self._new_transitions = 0
-            fresh_every = self.policy.fresh_every
+            trainer, fresh_every = self.trainer, self.policy.fresh_every
             if self.version and fresh_every and (self.version + 1) % fresh_every == 0:
                 trainer = ModelTrainer(self._model_factory(), self._trainer_config, self.trainer.csv_path)
-                result = trainer.fit_buffer(self.buffer)
-                self.trainer = trainer  # swapped in only now: the continued model served during the round
-            else:
-                result = self.trainer.fit_buffer(self.buffer)
+            result = trainer.fit_buffer(self.buffer)
+            self.trainer = trainer  # a fresh one is swapped in only now: the continued model served during its round
             self.version += 1
             validation_nll = float(np.mean(result.best_validation_nll))
             validation_mse = float(np.mean(result.best_validation_mse))
