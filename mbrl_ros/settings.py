@@ -41,6 +41,16 @@ def dataclass_from_dict(cls: type, values: Mapping[str, Any], what: str) -> Any:
     return cls(**checked)
 
 
+def is_integer(value: Any) -> bool:
+    """Whether ``value`` is a Python int and not a bool (YAML's ``true`` is no count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is a Python int or float and not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _accepts(annotation: Any, value: Any) -> bool:
     """Whether ``value`` fits the type ``annotation`` (an int fits a float; a bool fits neither).
 
@@ -54,9 +64,9 @@ def _accepts(annotation: Any, value: Any) -> bool:
     if typing.get_origin(annotation) in (list, tuple):
         return isinstance(value, list | tuple)
     if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
+        return is_number(value)
     if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return is_integer(value)
     return not isinstance(annotation, type) or isinstance(value, annotation)
 
 

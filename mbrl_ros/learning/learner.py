@@ -19,6 +19,7 @@ import numpy as np
 from mbrl_ros.data import DEFAULT_FLUSH_INTERVAL, ReplayBuffer
 from mbrl_ros.learning.model_store import ModelStore
 from mbrl_ros.models import LearnedDynamicsModel, ModelPayload, ModelTrainer, TrainerConfig, model_to_payload
+from mbrl_ros.settings import is_integer
 
 _LOG = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class RetrainPolicy:
     def __post_init__(self) -> None:
         for name in ("every_transitions", "min_transitions", "fresh_every"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            if not is_integer(value) or value < 0:
                 raise ValueError(f"retrain.{name} must be an integer >= 0, got {value!r}")
 
 

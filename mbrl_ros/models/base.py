@@ -16,6 +16,7 @@ from mbrl_ros.rotations import (
     quaternion_to_matrix,
     unit_quaternion,
 )
+from mbrl_ros.settings import is_integer
 
 MAX_HIDDEN_LAYERS = 64  # bounds what an architecture read from a file or a message can make us build
 _IDENTITY = torch.tensor([1.0, 0.0, 0.0, 0.0])  # the unit quaternion of no rotation
@@ -124,21 +125,20 @@ class LearnedDynamicsModel(DynamicsModel):
             ("hidden_layers", hidden_layers, 0, MAX_HIDDEN_LAYERS),
             ("hidden_units", hidden_units, 1, None),
         ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            if not is_integer(value) or value < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
             if maximum is not None and value > maximum:
                 raise ValueError(f"{name} must be at most {maximum}, got {value}")
         angle_dims, invariant_dims = list(angle_dims), list(invariant_dims)
         for name, dims in (("angle_dims", angle_dims), ("invariant_dims", invariant_dims)):
-            if not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < state_dim for d in dims) \
+            if not all(is_integer(d) and 0 <= d < state_dim for d in dims) \
                     or len(set(dims)) != len(dims):
                 raise ValueError(f"{name} must be distinct state dimensions in [0, {state_dim}), got {dims}")
         if set(angle_dims) & set(invariant_dims):
             raise ValueError(f"a state dimension cannot be in both angle_dims and invariant_dims, got "
                              f"{sorted(set(angle_dims) & set(invariant_dims))}")
         quaternion_dims = list(quaternion_dims)
-        quaternion_components = [d + i for d in quaternion_dims for i in range(4)
-                                 if isinstance(d, int) and not isinstance(d, bool)]
+        quaternion_components = [d + i for d in quaternion_dims for i in range(4) if is_integer(d)]
         if len(quaternion_components) != 4 * len(quaternion_dims) \
                 or not all(0 <= d < state_dim for d in quaternion_components) \
                 or len(set(quaternion_components)) != len(quaternion_components):
@@ -148,8 +148,7 @@ class LearnedDynamicsModel(DynamicsModel):
             raise ValueError(f"quaternion dimensions cannot also be in angle_dims or invariant_dims, got "
                              f"{sorted(set(quaternion_components) & set(angle_dims + invariant_dims))}")
         cube_quaternion_dims = list(cube_quaternion_dims)
-        if not all(isinstance(d, int) and not isinstance(d, bool) and d in quaternion_dims
-                   for d in cube_quaternion_dims) \
+        if not all(is_integer(d) and d in quaternion_dims for d in cube_quaternion_dims) \
                 or len(set(cube_quaternion_dims)) != len(cube_quaternion_dims):
             raise ValueError(f"cube_quaternion_dims must be distinct entries of quaternion_dims {quaternion_dims}, "
                              f"got {cube_quaternion_dims}")

@@ -11,6 +11,7 @@ from torch.nn import functional
 from mbrl_ros.models.base import LearnedDynamicsModel
 from mbrl_ros.models.layers import ACTIVATIONS, EnsembleLinear
 from mbrl_ros.models.registry import register_model_kind
+from mbrl_ros.settings import is_number
 
 __all__ = ["ACTIVATIONS", "EnsembleLinear", "ProbabilisticEnsemble"]
 
@@ -67,7 +68,7 @@ class ProbabilisticEnsemble(LearnedDynamicsModel):
         super().__init__(state_dim, action_dim, ensemble_size, hidden_layers, hidden_units, activation,
                          outputs_per_state_dim=2, angle_dims=angle_dims or (), invariant_dims=invariant_dims or (),
                          quaternion_dims=quaternion_dims or (), cube_quaternion_dims=cube_quaternion_dims or ())
-        if not (isinstance(nll_beta, (int, float)) and not isinstance(nll_beta, bool) and 0.0 <= nll_beta <= 1.0):
+        if not (is_number(nll_beta) and 0.0 <= nll_beta <= 1.0):
             raise ValueError(f"nll_beta must be a number in [0, 1], got {nll_beta!r}")
         self.nll_beta = float(nll_beta)
         self.max_logvar = nn.Parameter(torch.full((1, 1, state_dim), 0.5))

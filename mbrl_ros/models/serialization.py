@@ -27,6 +27,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from mbrl_ros.models.registry import model_class
+from mbrl_ros.settings import is_integer, is_number
 
 FORMAT_VERSION = 1
 MAX_WEIGHT_BYTES = 1 << 30  # (bytes) payloads above this are refused before hashing
@@ -152,9 +153,9 @@ def _checked_architecture(cls: type[nn.Module], architecture: dict[str, Any]) ->
 
 def _is_instance(value: Any, annotation: type) -> bool:
     if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
+        return is_number(value)
     if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return is_integer(value)
     return isinstance(value, annotation)
 
 

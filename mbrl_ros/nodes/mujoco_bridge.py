@@ -50,6 +50,7 @@ from mbrl_ros.nodes.conversions import (
 )
 from mbrl_ros.nodes.parameters import section
 from mbrl_ros.nodes.spinning import run_node
+from mbrl_ros.settings import is_number
 from mbrl_ros.sim.commands import ActuatorCommand
 from mbrl_ros.sim.episode import TaskSimulation
 
@@ -360,7 +361,7 @@ class MujocoBridge(Node):
 
 
 def _check_timeout(name: str, value: Any) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not np.isfinite(value) or value < 0:
+    if not is_number(value) or not np.isfinite(value) or value < 0:
         raise ValueError(f"parameter {name} must be a finite number of seconds >= 0, got {value!r}")
 
 

@@ -17,6 +17,7 @@ from mbrl_ros.planning.optimizer import (
     gather_sequences,
 )
 from mbrl_ros.planning.sampling import Generators
+from mbrl_ros.settings import is_number
 
 
 class ICEM(Optimizer):
@@ -66,10 +67,10 @@ class ICEM(Optimizer):
         self.elites = elite_count(elites, population)
         self.iterations = check_positive_int("iterations", iterations)
         self.alpha = check_fraction("alpha", alpha, allow_zero=True, allow_one=False)
-        if isinstance(noise_exponent, bool) or not isinstance(noise_exponent, int | float) or noise_exponent < 0:
+        if not is_number(noise_exponent) or noise_exponent < 0:
             raise ValueError(f"noise_exponent must be a number >= 0, got {noise_exponent!r}")
         self.noise_exponent = float(noise_exponent)
-        if isinstance(population_decay, bool) or not isinstance(population_decay, int | float) or population_decay < 1:
+        if not is_number(population_decay) or population_decay < 1:
             raise ValueError(f"population_decay must be a number >= 1, got {population_decay!r}")
         self.population_decay = float(population_decay)
         self.kept = math.ceil(check_fraction("keep_elites", keep_elites, allow_zero=True) * self.elites)

@@ -20,7 +20,7 @@ from mbrl_ros.planning.propagation import PROPAGATION_MODES, RewardFn, Terminati
 from mbrl_ros.planning.registry import PLANNERS, make_optimizer
 from mbrl_ros.planning.sampling import make_generators
 from mbrl_ros.policies.network import PolicyNetwork
-from mbrl_ros.settings import dataclass_from_dict
+from mbrl_ros.settings import dataclass_from_dict, is_integer
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class MPCConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         seeds = self.seed if isinstance(self.seed, Sequence) and not isinstance(self.seed, str) else [self.seed]
-        if self.seed is not None and not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        if self.seed is not None and not all(is_integer(s) for s in seeds):
             raise ValueError(f"seed must be an integer, a list of integers (one per state) or None, got {self.seed!r}")
         try:
             torch.device(self.device)
@@ -275,7 +275,7 @@ class MPC:
         batch = states.shape[0]
         generators = self._generators_for(batch)
         steps = self._executed if shift_steps is None else shift_steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        if not is_integer(steps) or steps < 0:
             raise ValueError(f"shift_steps must be an integer >= 0, got {steps!r}")
         start, model_steps = time.perf_counter(), self.evaluator.model_steps
         initial_mean = self.warm_start_mean(batch, steps)

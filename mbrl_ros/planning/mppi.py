@@ -8,6 +8,7 @@ from torch import Tensor
 from mbrl_ros.planning import sampling
 from mbrl_ros.planning.optimizer import Objective, Optimizer, OptimizerStats, check_fraction, check_positive_int
 from mbrl_ros.planning.sampling import Generators
+from mbrl_ros.settings import is_number
 
 
 class MPPI(Optimizer):
@@ -48,7 +49,7 @@ class MPPI(Optimizer):
         super().__init__(lower_bound, upper_bound)
         self.population = check_positive_int("population", population)
         self.iterations = check_positive_int("iterations", iterations)
-        if isinstance(gamma, bool) or not isinstance(gamma, int | float) or not gamma > 0:
+        if not is_number(gamma) or not gamma > 0:
             raise ValueError(f"gamma must be a positive number, got {gamma!r}")
         self.gamma = float(gamma)
         self.beta = check_fraction("beta", beta)

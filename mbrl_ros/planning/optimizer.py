@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from mbrl_ros.planning.sampling import Generators, as_generators
+from mbrl_ros.settings import is_integer, is_number
 
 Objective = Callable[[Tensor], Tensor]
 
@@ -37,7 +38,7 @@ class OptimizerStats:
 
 
 def check_positive_int(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_integer(value) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
 
@@ -45,7 +46,7 @@ def check_positive_int(name: str, value: int) -> int:
 def check_fraction(name: str, value: float, *, allow_zero: bool = False, allow_one: bool = True) -> float:
     low_ok = value >= 0.0 if allow_zero else value > 0.0
     high_ok = value <= 1.0 if allow_one else value < 1.0
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (low_ok and high_ok):
+    if not is_number(value) or not (low_ok and high_ok):
         interval = ("[" if allow_zero else "(") + "0, 1" + ("]" if allow_one else ")")
         raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
     return float(value)

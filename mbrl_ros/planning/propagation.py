@@ -33,6 +33,7 @@ from torch import Tensor
 from mbrl_ros.models.base import DynamicsModel
 from mbrl_ros.planning import sampling
 from mbrl_ros.planning.sampling import Generators
+from mbrl_ros.settings import is_integer, is_number
 
 PROPAGATION_MODES = ("ts_inf", "ts1", "expectation", "members", "deterministic")
 RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -92,8 +93,7 @@ class TrajectoryEvaluator:
             raise ValueError(f"unknown propagation {propagation!r}; choose from {list(PROPAGATION_MODES)}")
         if not callable(reward_fn) or (termination_fn is not None and not callable(termination_fn)):
             raise ValueError("reward_fn and termination_fn must be callables")
-        if not (isinstance(disagreement_penalty, int | float) and not isinstance(disagreement_penalty, bool)
-                and math.isfinite(disagreement_penalty)):
+        if not (is_number(disagreement_penalty) and math.isfinite(disagreement_penalty)):
             raise ValueError(f"disagreement_penalty must be a finite number, got {disagreement_penalty!r}")
         if not (isinstance(discount, int | float) and 0 < discount <= 1):
             raise ValueError(f"discount must be in (0, 1], got {discount!r}")
@@ -118,7 +118,7 @@ class TrajectoryEvaluator:
                              "use 'expectation', 'members' or a ts mode for an ensemble")
         if fixed is None:
             particles = 20 if self.requested_particles is None else self.requested_particles
-            if isinstance(particles, bool) or not isinstance(particles, int) or particles < 1:
+            if not is_integer(particles) or particles < 1:
                 raise ValueError(f"particles must be a positive integer, got {particles!r}")
         else:
             if self.requested_particles not in (None, fixed):

@@ -5,6 +5,7 @@ import numpy as np
 from torch import Tensor
 
 from mbrl_ros.rotations import quaternion_angle
+from mbrl_ros.settings import is_number
 from mbrl_ros.sim.simulation import Simulation
 from mbrl_ros.tasks.base import CameraSpec, Task
 from mbrl_ros.tasks.layout import (
@@ -48,7 +49,7 @@ def _axis_angle_quaternion(axis: np.ndarray, angle: float) -> np.ndarray:
 
 def _finite_number(value: object) -> float | None:
     """``value`` as a float if it is a finite real number (a bool is not), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+    if not is_number(value) or not np.isfinite(value):
         return None
     return float(value)
 
