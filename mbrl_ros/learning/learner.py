@@ -37,8 +37,8 @@ class RetrainPolicy:
             model, which stays in use until the fresh one is ready. Hundreds of short warm rounds, each continuing
             the one before from the first few hundred transitions on, end with a model that predicts worse than
             one trained afresh on the same data (the Shadow hand's cube: 16 % of a 7-step turn explained against
-            27 %), though in the hand's loop every 50th afresh did not succeed more often (README). 0: always
-            continue.
+            27 %), though in the hand's loop every 50th afresh did not succeed more often
+            (bench/EXPERIMENTS.md). 0: always continue.
     """
 
     every_transitions: int = 1000
