@@ -237,3 +237,13 @@ def test_configuration_errors_are_clear():
         make_optimizer("cem", LOW, HIGH).optimize(quadratic, torch.zeros(HORIZON, 3))
     with pytest.raises(ValueError, match="objective returned shape"):
         make_optimizer("cem", LOW, HIGH).optimize(lambda s: s.sum(-1), torch.zeros(HORIZON, ACTIONS))
+
+
+@pytest.mark.parametrize(("name", "parameter"), [
+    ("random_shooting", "population"), ("cem", "iterations"), ("cem", "population"), ("mppi", "gamma"),
+    ("mppi", "beta"), ("icem", "noise_exponent"), ("icem", "population_decay"),
+])
+def test_a_bool_is_not_a_number_of_anything(name, parameter):
+    """YAML's ``true`` where a count or a number belongs is refused, not read as 1."""
+    with pytest.raises(ValueError, match=parameter):
+        make_optimizer(name, LOW, HIGH, **{parameter: True})
