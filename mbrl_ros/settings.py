@@ -33,9 +33,9 @@ def dataclass_from_dict(cls: type, values: Mapping[str, Any], what: str) -> Any:
     checked = {}
     for name, value in values.items():
         annotation = hints[name]
-        if _accepts(annotation, None) and isinstance(value, str) and value in NULL_SPELLINGS:
+        if fits_type(annotation, None) and isinstance(value, str) and value in NULL_SPELLINGS:
             value = None
-        if not _accepts(annotation, value):
+        if not fits_type(annotation, value):
             raise ValueError(f"{what} setting {name} must be {_describe(annotation)}, got {value!r}")
         checked[name] = value
     return cls(**checked)
@@ -51,12 +51,12 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _accepts(annotation: Any, value: Any) -> bool:
+def fits_type(annotation: Any, value: Any) -> bool:
     """Whether ``value`` fits the type ``annotation`` (an int fits a float; a bool fits neither).
 
     Parameterised generics (``Mapping[str, Any]``, ``Sequence[int]``) are left to the dataclass's own checks."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return any(_accepts(option, value) for option in typing.get_args(annotation))
+        return any(fits_type(option, value) for option in typing.get_args(annotation))
     if annotation is Any:
         return True
     if annotation is type(None):

@@ -27,7 +27,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from mbrl_ros.models.registry import model_class
-from mbrl_ros.settings import is_integer, is_number
+from mbrl_ros.settings import fits_type
 
 FORMAT_VERSION = 1
 MAX_WEIGHT_BYTES = 1 << 30  # (bytes) payloads above this are refused before hashing
@@ -146,17 +146,9 @@ def _checked_architecture(cls: type[nn.Module], architecture: dict[str, Any]) ->
         values = value if isinstance(value, list) else [value]
         if not all(isinstance(v, _JSON_SCALARS) for v in values):
             raise ModelFormatError(f"architecture argument {name} = {value!r} is not a JSON scalar or list of them")
-        if annotation in _JSON_SCALARS and not _is_instance(value, annotation):
+        if annotation in _JSON_SCALARS and not fits_type(annotation, value):
             raise ModelFormatError(f"architecture argument {name} = {value!r} is not of type {annotation.__name__}")
     return architecture
-
-
-def _is_instance(value: Any, annotation: type) -> bool:
-    if annotation is float:
-        return is_number(value)
-    if annotation is int:
-        return is_integer(value)
-    return isinstance(value, annotation)
 
 
 def _check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:

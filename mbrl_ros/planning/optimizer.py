@@ -44,9 +44,8 @@ def check_positive_int(name: str, value: int) -> int:
 
 
 def check_fraction(name: str, value: float, *, allow_zero: bool = False, allow_one: bool = True) -> float:
-    low_ok = value >= 0.0 if allow_zero else value > 0.0
-    high_ok = value <= 1.0 if allow_one else value < 1.0
-    if not is_number(value) or not (low_ok and high_ok):
+    low_ok = is_number(value) and (value >= 0.0 if allow_zero else value > 0.0)
+    if not (low_ok and (value <= 1.0 if allow_one else value < 1.0)):
         interval = ("[" if allow_zero else "(") + "0, 1" + ("]" if allow_one else ")")
         raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
     return float(value)

@@ -95,7 +95,7 @@ class TrajectoryEvaluator:
             raise ValueError("reward_fn and termination_fn must be callables")
         if not (is_number(disagreement_penalty) and math.isfinite(disagreement_penalty)):
             raise ValueError(f"disagreement_penalty must be a finite number, got {disagreement_penalty!r}")
-        if not (isinstance(discount, int | float) and 0 < discount <= 1):
+        if not (is_number(discount) and 0 < discount <= 1):
             raise ValueError(f"discount must be in (0, 1], got {discount!r}")
         self.propagation = propagation
         self.reward_fn, self.termination_fn = reward_fn, termination_fn

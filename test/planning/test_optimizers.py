@@ -247,3 +247,10 @@ def test_a_bool_is_not_a_number_of_anything(name, parameter):
     """YAML's ``true`` where a count or a number belongs is refused, not read as 1."""
     with pytest.raises(ValueError, match=parameter):
         make_optimizer(name, LOW, HIGH, **{parameter: True})
+
+
+@pytest.mark.parametrize(("name", "parameter"), [("cem", "alpha"), ("icem", "keep_elites"), ("mppi", "beta")])
+def test_a_fraction_given_as_text_is_refused_with_a_value_error(name, parameter):
+    """A YAML string where a fraction belongs gets the same clear error as a number outside the interval."""
+    with pytest.raises(ValueError, match=parameter):
+        make_optimizer(name, LOW, HIGH, **{parameter: "0.5"})

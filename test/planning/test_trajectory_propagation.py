@@ -158,6 +158,12 @@ def test_a_disagreement_weight_that_is_not_a_finite_number_is_refused(weight):
                             disagreement_penalty=weight)
 
 
+@pytest.mark.parametrize("discount", [0.0, 1.5, float("nan"), True, "0.9"])
+def test_a_discount_outside_0_1_or_not_a_number_is_refused(discount):
+    with pytest.raises(ValueError, match="discount"):
+        TrajectoryEvaluator(OffsetEnsemble(OFFSETS), point_reward(0.0), propagation="expectation", discount=discount)
+
+
 def test_bad_task_functions_and_inputs_are_rejected_with_clear_errors():
     model = OffsetEnsemble(OFFSETS)
     states, sequences = torch.zeros(1, 1), torch.zeros(1, 2, 3, 1)
