@@ -1,0 +1,118 @@
+"""The Shadow hand planner's settings compared on one fixed learned model: paired episodes, no learning.
+
+A learning run's success rate mixes the planner with the model it happened to learn, and two runs of one config
+differ by as much as most settings tried (``bench/EXPERIMENTS.md``). Here the model is fixed: every variant plans
+with the same saved model (the newest in a learner directory, copied for each variant so the original is
+untouched; retraining switched off) on the same episode seeds, and so the same starts and goals, through the
+embedded graph in lockstep. For each variant it prints the successes, the drops and the successes per goal turn
+(``x+``: +90 degrees about x, ...); against the first variant, the config as given, the episodes it won and lost
+seed by seed, with a two-sided sign test on them.
+
+    .venv/bin/python bench/bench_planner_settings.py --learner RUN/learner [--config shadow_hand_cube] \\
+        [--episodes 75] [--seed 2000] --variant optimizer_params.gamma=20 --variant horizon=20,optimizer_params.beta=0.8
+
+A variant is comma-separated ``key=value`` settings of the controller's ``mpc`` section (dots go into nested
+sections; values are read as YAML). Run directories: ``bench/results/planner-settings/`` (git-ignored). Needs the
+environment of ``make test`` (DDS on loopback), as ``bench_loop.py``.
+"""
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+from scipy.stats import binomtest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_loop import RESULTS, goal_turn
+
+from mbrl_ros.offline.config import node_parameters, node_task, read_parameter_file
+from mbrl_ros.resources import config_path
+from mbrl_ros.runner import RunOptions, run
+from mbrl_ros.sim.episode import TaskSimulation
+
+
+def parse_variant(text: str) -> dict[str, object]:
+    """``"a.b=1,c=x"`` -> ``{"a.b": 1, "c": "x"}`` (values read as YAML)."""
+    settings = {}
+    for item in text.split(","):
+        key, separator, value = item.partition("=")
+        if not separator or not key.strip():
+            raise SystemExit(f"a variant is key=value[,key=value...], got {text!r}")
+        settings[key.strip()] = yaml.safe_load(value)
+    return settings
+
+
+def variant_config(base: dict, settings: dict[str, object], seed: int) -> dict:
+    """``base`` (a parameter file's content) with the ``mpc`` ``settings``, both nodes' seeds, and no retraining."""
+    config = yaml.safe_load(yaml.safe_dump(base))
+    for section in ("mujoco_bridge", "mpc_controller"):
+        config.setdefault(section, {}).setdefault("ros__parameters", {})["seed"] = seed
+    mpc = config["mpc_controller"]["ros__parameters"].setdefault("mpc", {})
+    for key, value in settings.items():
+        *path, last = key.split(".")
+        section = mpc
+        for part in path:
+            section = section.setdefault(part, {})
+        section[last] = value
+    retrain = config["dynamics_learner"]["ros__parameters"].setdefault("retrain", {})
+    retrain.update(on_episode_end=False, every_transitions=0)
+    return config
+
+
+def report(label: str, outcome: dict[int, tuple[bool, bool]], reference: dict[int, tuple[bool, bool]],
+           episode: TaskSimulation) -> None:
+    """One variant's line: successes, drops, per goal; won and lost episodes against ``reference``."""
+    goals: dict[str, list[int]] = {}
+    for seed, (success, _) in outcome.items():
+        counts = goals.setdefault(goal_turn(episode, seed), [0, 0])
+        counts[0] += success
+        counts[1] += 1
+    successes, drops = sum(s for s, _ in outcome.values()), sum(d for _, d in outcome.values())
+    line = (f"{label}: {successes} of {len(outcome)} ({100 * successes / len(outcome):.1f} %), {drops} drops; "
+            + " ".join(f"{goal} {won}/{count}" for goal, (won, count) in sorted(goals.items())))
+    if outcome is not reference:
+        common = outcome.keys() & reference.keys()
+        won = sum(outcome[s][0] and not reference[s][0] for s in common)
+        lost = sum(reference[s][0] and not outcome[s][0] for s in common)
+        p_value = binomtest(won, won + lost).pvalue if won + lost else 1.0
+        line += f"; against the config as given: won {won}, lost {lost} (sign test p = {p_value:.2f})"
+    print(line, flush=True)
+
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--learner", type=Path, required=True, help="a hand run's learner directory (its models)")
+    parser.add_argument("--config", default="shadow_hand_cube", help="a shipped config or a file")
+    parser.add_argument("--episodes", type=int, default=75)
+    parser.add_argument("--seed", type=int, default=2000, help="episode seeds start here (a run's own: 0 on)")
+    parser.add_argument("--variant", action="append", default=[], help="key=value[,key=value...] of mpc")
+    args = parser.parse_args()
+    if not (args.learner / "models").is_dir():
+        print(f"{args.learner} has no models/: give a learner directory (a run's --data-dir)")
+        return 2
+    path = config_path(args.config) if not Path(args.config).is_file() else Path(args.config)
+    base = yaml.safe_load(path.read_text())
+    episode = TaskSimulation(node_task(node_parameters(read_parameter_file(path), "mpc_controller")))
+    variants = [("as given", {})] + [(text, parse_variant(text)) for text in args.variant]
+    output = RESULTS / "planner-settings"
+    if output.exists():
+        shutil.rmtree(output)
+    outcomes: list[dict[int, tuple[bool, bool]]] = []  # per variant: seed -> (success, dropped)
+    for index, (label, settings) in enumerate(variants):
+        directory = output / f"variant{index}"
+        shutil.copytree(args.learner, directory / "learner")
+        config_file = directory / "config.yaml"
+        config_file.write_text(yaml.safe_dump(variant_config(base, settings, args.seed), sort_keys=False))
+        records = []
+        run(RunOptions(config_file, episodes=args.episodes, mode="lockstep", run_dir=directory / "run",
+                       data_dir=directory / "learner"), records.append)
+        outcomes.append({r.seed: (bool(r.success), r.length < episode.task.episode_length) for r in records})
+        report(label, outcomes[-1], outcomes[0], episode)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
