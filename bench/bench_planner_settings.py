@@ -8,12 +8,14 @@ embedded graph in lockstep. For each variant it prints the successes, the drops 
 (``x+``: +90 degrees about x, ...); against the first variant, the config as given, the episodes it won and lost
 seed by seed, with a two-sided sign test on them.
 
-    .venv/bin/python bench/bench_planner_settings.py --learner RUN/learner [--config shadow_hand_cube] \\
-        [--episodes 75] [--seed 2000] --variant optimizer_params.gamma=20 --variant horizon=20,optimizer_params.beta=0.8
+    .venv/bin/python bench/bench_planner_settings.py [--learner RUN/learner] [--config shadow_hand_cube] \\
+        [--episodes 75] [--seed 2000] [--variant optimizer_params.gamma=20 --variant horizon=20,disagreement_penalty=1]
 
 A variant is comma-separated ``key=value`` settings of the controller's ``mpc`` section (dots go into nested
-sections; values are read as YAML). Run directories: ``bench/results/planner-settings/`` (git-ignored). Needs the
-environment of ``make test`` (DDS on loopback), as ``bench_loop.py``.
+sections; values are read as YAML); without one, two MPPI iterations. The learner directory defaults to the
+newest hand run's (``mbrl-ros up shadow_hand_cube``, ``make demo``: ``runs/shadow_hand_cube-*/learner``). Run
+directories: ``bench/results/planner-settings/`` (git-ignored). Needs the environment of ``make test`` (DDS on
+loopback), as ``bench_loop.py``.
 """
 
 import argparse
@@ -26,11 +28,17 @@ from scipy.stats import binomtest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_loop import RESULTS, goal_turn
+from common import REPO_ROOT
 
 from mbrl_ros.offline.config import node_parameters, node_task, read_parameter_file
 from mbrl_ros.resources import config_path
 from mbrl_ros.runner import RunOptions, run
 from mbrl_ros.sim.episode import TaskSimulation
+
+
+def newest_hand_learner() -> Path | None:
+    runs = sorted((REPO_ROOT / "runs").glob("shadow_hand_cube-*/learner/models"), key=lambda p: p.stat().st_mtime)
+    return runs[-1].parent if runs else None
 
 
 def parse_variant(text: str) -> dict[str, object]:
@@ -84,19 +92,23 @@ def report(label: str, outcome: dict[int, tuple[bool, bool]], reference: dict[in
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--learner", type=Path, required=True, help="a hand run's learner directory (its models)")
+    parser.add_argument("--learner", type=Path, help="a hand run's learner directory (default: the newest run's)")
     parser.add_argument("--config", default="shadow_hand_cube", help="a shipped config or a file")
     parser.add_argument("--episodes", type=int, default=75)
     parser.add_argument("--seed", type=int, default=2000, help="episode seeds start here (a run's own: 0 on)")
-    parser.add_argument("--variant", action="append", default=[], help="key=value[,key=value...] of mpc")
+    parser.add_argument("--variant", action="append", help="key=value[,key=value...] of mpc (default: "
+                        "optimizer_params.iterations=2)")
     args = parser.parse_args()
-    if not (args.learner / "models").is_dir():
-        print(f"{args.learner} has no models/: give a learner directory (a run's --data-dir)")
+    args.learner = args.learner or newest_hand_learner()
+    if args.learner is None or not (args.learner / "models").is_dir():
+        print("no learned hand model: run `make demo` (or `mbrl-ros up shadow_hand_cube`) first, or give --learner "
+              "RUN/learner (a run's --data-dir)")
         return 2
     path = config_path(args.config) if not Path(args.config).is_file() else Path(args.config)
     base = yaml.safe_load(path.read_text())
     episode = TaskSimulation(node_task(node_parameters(read_parameter_file(path), "mpc_controller")))
-    variants = [("as given", {})] + [(text, parse_variant(text)) for text in args.variant]
+    variants = [("as given", {})] + [(text, parse_variant(text))
+                                       for text in args.variant or ["optimizer_params.iterations=2"]]
     output = RESULTS / "planner-settings"
     if output.exists():
         shutil.rmtree(output)
