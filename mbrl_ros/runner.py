@@ -28,7 +28,7 @@ from std_msgs.msg import Float64MultiArray
 
 from mbrl_ros.msg import EpisodeSummary, ModelUpdate, PlannerStatus
 from mbrl_ros.nodes.conversions import stamp_to_seconds
-from mbrl_ros.nodes.spinning import REFUSED_PARAMETER_ERRORS, refusal_message
+from mbrl_ros.nodes.spinning import REFUSED_PARAMETER_ERRORS, BackgroundSpinner, refusal_message
 from mbrl_ros.offline.config import read_parameter_file
 from mbrl_ros.runs import RUN_LOGS, CsvLog, plot_run
 
@@ -287,7 +287,7 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
     previous_handlers = {signum: signal.signal(signum, on_signal)
                          for signum in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
     executor = SingleThreadedExecutor(context=context)  # the work runs in the nodes' threads (nodes/spinning.py)
-    spinner = threading.Thread(target=executor.spin, name="executor", daemon=True)
+    spinner = BackgroundSpinner(executor)
     try:
         learner = _build(DynamicsLearner, context=context, cli_args=params_file,
                          parameter_overrides=[Parameter("data_dir", value=str(data_dir))])
@@ -323,9 +323,7 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
         if options.record and not signals:  # the monitor may hear of the last episode before the recorder has it
             nodes[-2].wait_for(f"/{bridge.get_name()}/episode", options.episodes, timeout=5.0)
     finally:
-        executor.shutdown(timeout_sec=10)
-        if spinner.is_alive():
-            spinner.join(timeout=10)  # no callback may still run when its node is destroyed
+        spinner.stop(timeout=10)  # no callback may still run when its node is destroyed
         for node in reversed(nodes):
             node.destroy_node()  # the controller joins its planner, the learner its training, the recorder its bag
         context.try_shutdown()

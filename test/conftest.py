@@ -6,7 +6,6 @@ inherit the same environment.
 """
 
 import os
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -37,17 +36,18 @@ def ros_executor() -> Iterator["rclpy.executors.SingleThreadedExecutor"]:  # noq
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
+    from mbrl_ros.nodes.spinning import BackgroundSpinner
+
     context = rclpy.Context()
     rclpy.init(context=context)
     executor = SingleThreadedExecutor(context=context)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner = BackgroundSpinner(executor)
     spinner.start()
     try:
         yield executor
     finally:
-        for node in list(executor.get_nodes()):
-            executor.remove_node(node)
+        nodes = list(executor.get_nodes())
+        spinner.stop(timeout=5)  # before the nodes go: no callback may still run
+        for node in nodes:
             node.destroy_node()
-        executor.shutdown(timeout_sec=5)
         context.try_shutdown()
-        spinner.join(timeout=5)

@@ -2,10 +2,11 @@
 
 import argparse
 import sys
+import threading
 from collections.abc import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.node import Node
 
 # What a node's constructor raises when its parameters are unusable (its own checks, or rclpy's).
@@ -17,6 +18,41 @@ def refusal_message(error: Exception) -> str:
     if "PARAMETER_NOT_SET" in str(error):  # rclpy's words for a parameter of unknown type
         return f"{error} (an empty list in the parameter file? ROS 2 cannot type one: leave the key out)"
     return str(error)
+
+
+class BackgroundSpinner:
+    """Spins an executor in a thread until :meth:`stop`, which joins that thread and only then shuts the executor down.
+
+    rclpy's ``Executor.shutdown`` does not wait for a ``spin`` in another thread: it destroys the executor's guard
+    condition while that thread may still be in ``spin_once``, which then dies with ``InvalidHandle: cannot use
+    Destroyable because destruction was requested`` (ros2/rclpy#968). Here the thread leaves its loop first.
+    """
+
+    def __init__(self, executor: Executor, name: str = "executor", poll_period: float = 0.1):
+        """
+        Args:
+            executor: what to spin; shut down by :meth:`stop`.
+            name: the thread's name.
+            poll_period: s; the longest ``spin_once`` wait, so the most :meth:`stop` waits for an idle thread.
+        """
+        self.executor = executor
+        self._stopping = threading.Event()
+        self._poll_period = poll_period
+        self._thread = threading.Thread(target=self._spin, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stopping.is_set():
+            self.executor.spin_once(timeout_sec=self._poll_period)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ends the spinning (the running callback finishes first), then shuts the executor down."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout)
+        self.executor.shutdown(timeout_sec=timeout)
 
 
 def spin_until_shutdown(node: Node) -> None:
