@@ -39,7 +39,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +54,7 @@ from std_msgs.msg import Float64MultiArray
 
 from mbrl_ros.models import ProbabilisticEnsemble, model_to_payload
 from mbrl_ros.msg import ModelUpdate
+from mbrl_ros.nodes.spinning import BackgroundSpinner
 from mbrl_ros.offline.config import node_parameters, node_task, read_parameter_file
 from mbrl_ros.resources import config_path
 from mbrl_ros.rotations import quaternion_conjugate, quaternion_multiply
@@ -120,7 +120,7 @@ def p2(seconds: float, subscriber_priority: int) -> None:
     payload = model_to_payload(model)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner = BackgroundSpinner(executor)
     spinner.start()
 
     def wait_for(condition: Callable[[], bool], what: str) -> None:
@@ -150,7 +150,7 @@ def p2(seconds: float, subscriber_priority: int) -> None:
         window, ticks, missed = measure()
         last = diagnostics[-1]
     finally:
-        executor.shutdown()
+        spinner.stop()
         for process in processes:
             process.send_signal(signal.SIGINT)
         for process in processes:
