@@ -28,17 +28,12 @@ from scipy.stats import binomtest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_loop import RESULTS, goal_turn
-from common import REPO_ROOT
+from bench_model_loss import newest_hand_buffer
 
 from mbrl_ros.offline.config import node_parameters, node_task, read_parameter_file
 from mbrl_ros.resources import config_path
 from mbrl_ros.runner import RunOptions, run
 from mbrl_ros.sim.episode import TaskSimulation
-
-
-def newest_hand_learner() -> Path | None:
-    runs = sorted((REPO_ROOT / "runs").glob("shadow_hand_cube-*/learner/models"), key=lambda p: p.stat().st_mtime)
-    return runs[-1].parent if runs else None
 
 
 def parse_variant(text: str) -> dict[str, object]:
@@ -69,9 +64,9 @@ def variant_config(base: dict, settings: dict[str, object], seed: int) -> dict:
     return config
 
 
-def report(label: str, outcome: dict[int, tuple[bool, bool]], reference: dict[int, tuple[bool, bool]],
+def report(label: str, outcome: dict[int, tuple[bool, bool]], reference: dict[int, tuple[bool, bool]] | None,
            episode: TaskSimulation) -> None:
-    """One variant's line: successes, drops, per goal; won and lost episodes against ``reference``."""
+    """One variant's line: successes, drops, per goal; won and lost episodes against ``reference`` (if given)."""
     goals: dict[str, list[int]] = {}
     for seed, (success, _) in outcome.items():
         counts = goals.setdefault(goal_turn(episode, seed), [0, 0])
@@ -80,14 +75,13 @@ def report(label: str, outcome: dict[int, tuple[bool, bool]], reference: dict[in
     successes, drops = sum(s for s, _ in outcome.values()), sum(d for _, d in outcome.values())
     line = (f"{label}: {successes} of {len(outcome)} ({100 * successes / len(outcome):.1f} %), {drops} drops; "
             + " ".join(f"{goal} {won}/{count}" for goal, (won, count) in sorted(goals.items())))
-    if outcome is not reference:
+    if reference is not None:
         common = outcome.keys() & reference.keys()
         won = sum(outcome[s][0] and not reference[s][0] for s in common)
         lost = sum(reference[s][0] and not outcome[s][0] for s in common)
         p_value = binomtest(won, won + lost).pvalue if won + lost else 1.0
         line += f"; against the config as given: won {won}, lost {lost} (sign test p = {p_value:.2f})"
     print(line, flush=True)
-
 
 
 def main() -> int:
@@ -99,12 +93,13 @@ def main() -> int:
     parser.add_argument("--variant", action="append", help="key=value[,key=value...] of mpc (default: "
                         "optimizer_params.iterations=2)")
     args = parser.parse_args()
-    args.learner = args.learner or newest_hand_learner()
+    if args.learner is None and (buffer := newest_hand_buffer()) is not None:
+        args.learner = buffer.parent
     if args.learner is None or not (args.learner / "models").is_dir():
         print("no learned hand model: run `make demo` (or `mbrl-ros up shadow_hand_cube`) first, or give --learner "
               "RUN/learner (a run's --data-dir)")
         return 2
-    path = config_path(args.config) if not Path(args.config).is_file() else Path(args.config)
+    path = config_path(args.config)
     base = yaml.safe_load(path.read_text())
     episode = TaskSimulation(node_task(node_parameters(read_parameter_file(path), "mpc_controller")))
     variants = [("as given", {})] + [(text, parse_variant(text))
@@ -122,7 +117,7 @@ def main() -> int:
         run(RunOptions(config_file, episodes=args.episodes, mode="lockstep", run_dir=directory / "run",
                        data_dir=directory / "learner"), records.append)
         outcomes.append({r.seed: (bool(r.success), r.length < episode.task.episode_length) for r in records})
-        report(label, outcomes[-1], outcomes[0], episode)
+        report(label, outcomes[-1], outcomes[0] if index else None, episode)
     return 0
 
 
