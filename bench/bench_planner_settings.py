@@ -9,13 +9,16 @@ embedded graph in lockstep. For each variant it prints the successes, the drops 
 seed by seed, with a two-sided sign test on them.
 
     .venv/bin/python bench/bench_planner_settings.py [--learner RUN/learner] [--config shadow_hand_cube] \\
-        [--episodes 75] [--seed 2000] [--variant optimizer_params.gamma=20 --variant horizon=20,disagreement_penalty=1]
+        [--episodes 75] [--seed 2000] [--variant optimizer_params.gamma=20] \\
+        [--variant horizon=20,disagreement_penalty=1] [--model MODEL_DIR ...]
 
 A variant is comma-separated ``key=value`` settings of the controller's ``mpc`` section (dots go into nested
-sections; values are read as YAML); without one, two MPPI iterations. The learner directory defaults to the
-newest hand run's (``mbrl-ros up shadow_hand_cube``, ``make demo``: ``runs/shadow_hand_cube-*/learner``). Run
-directories: ``bench/results/planner-settings/`` (git-ignored). Needs the environment of ``make test`` (DDS on
-loopback), as ``bench_loop.py``.
+sections; values are read as YAML); without one (and without ``--model``), two MPPI iterations. ``--model DIR``
+(repeatable) compares models instead: a saved model (``mbrl-ros train-model``'s output, e.g. trained afresh on the
+learner's transitions) plans with the config as given in place of the learner's newest model. The learner
+directory defaults to the newest hand run's (``mbrl-ros up shadow_hand_cube``, ``make demo``:
+``runs/shadow_hand_cube-*/learner``). Run directories: ``bench/results/planner-settings/`` (git-ignored). Needs
+the environment of ``make test`` (DDS on loopback), as ``bench_loop.py``.
 """
 
 import argparse
@@ -30,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_loop import RESULTS, goal_turn
 from bench_model_loss import newest_hand_buffer
 
+from mbrl_ros.learning import ModelStore
+from mbrl_ros.models import load_model
 from mbrl_ros.offline.config import node_parameters, node_task, read_parameter_file
 from mbrl_ros.resources import config_path
 from mbrl_ros.runner import RunOptions, run
@@ -90,8 +95,10 @@ def main() -> int:
     parser.add_argument("--config", default="shadow_hand_cube", help="a shipped config or a file")
     parser.add_argument("--episodes", type=int, default=75)
     parser.add_argument("--seed", type=int, default=2000, help="episode seeds start here (a run's own: 0 on)")
-    parser.add_argument("--variant", action="append", help="key=value[,key=value...] of mpc (default: "
-                        "optimizer_params.iterations=2)")
+    parser.add_argument("--variant", action="append", help="key=value[,key=value...] of mpc (default, without "
+                        "--model: optimizer_params.iterations=2)")
+    parser.add_argument("--model", action="append", type=Path, default=[],
+                        help="a saved model directory to plan with (the config as given) instead of the learner's")
     args = parser.parse_args()
     if args.learner is None and (buffer := newest_hand_buffer()) is not None:
         args.learner = buffer.parent
@@ -102,15 +109,22 @@ def main() -> int:
     path = config_path(args.config)
     base = yaml.safe_load(path.read_text())
     episode = TaskSimulation(node_task(node_parameters(read_parameter_file(path), "mpc_controller")))
-    variants = [("as given", {})] + [(text, parse_variant(text))
-                                       for text in args.variant or ["optimizer_params.iterations=2"]]
+    for model in args.model:
+        load_model(model)  # a broken model fails here, before any episode runs
+    default_variants = [] if args.model else ["optimizer_params.iterations=2"]
+    variants = ([("as given", {}, None)]
+                + [(text, parse_variant(text), None) for text in args.variant or default_variants]
+                + [(f"model {model}", {}, model) for model in args.model])
     output = RESULTS / "planner-settings"
     if output.exists():
         shutil.rmtree(output)
     outcomes: list[dict[int, tuple[bool, bool]]] = []  # per variant: seed -> (success, dropped)
-    for index, (label, settings) in enumerate(variants):
+    for index, (label, settings, model) in enumerate(variants):
         directory = output / f"variant{index}"
         shutil.copytree(args.learner, directory / "learner")
+        if model is not None:  # the newest version, so the learner publishes it
+            store = ModelStore(directory / "learner" / "models")
+            store.save(load_model(model), store.latest_version() + 1)
         config_file = directory / "config.yaml"
         config_file.write_text(yaml.safe_dump(variant_config(base, settings, args.seed), sort_keys=False))
         records = []
