@@ -17,8 +17,8 @@ sections; values are read as YAML); without one (and without ``--model``), two M
 (repeatable) compares models instead: a saved model (``mbrl-ros train-model``'s output, e.g. trained afresh on the
 learner's transitions) plans with the config as given in place of the learner's newest model. The learner
 directory defaults to the newest hand run's (``mbrl-ros up shadow_hand_cube``, ``make demo``:
-``runs/shadow_hand_cube-*/learner``). Run directories: ``bench/results/planner-settings/`` (git-ignored). Needs
-the environment of ``make test`` (DDS on loopback), as ``bench_loop.py``.
+``runs/shadow_hand_cube-*/learner``). Run directories: ``--output``, by default ``bench/results/planner-settings/``
+(git-ignored). Needs the environment of ``make test`` (DDS on loopback), as ``bench_loop.py``.
 """
 
 import argparse
@@ -99,6 +99,8 @@ def main() -> int:
                         "--model: optimizer_params.iterations=2)")
     parser.add_argument("--model", action="append", type=Path, default=[],
                         help="a saved model directory to plan with (the config as given) instead of the learner's")
+    parser.add_argument("--output", type=Path, default=RESULTS / "planner-settings",
+                        help="run directories (emptied first; default: bench/results/planner-settings)")
     args = parser.parse_args()
     if args.learner is None and (buffer := newest_hand_buffer()) is not None:
         args.learner = buffer.parent
@@ -115,7 +117,7 @@ def main() -> int:
     variants = ([("as given", {}, None)]
                 + [(text, parse_variant(text), None) for text in args.variant or default_variants]
                 + [(f"model {model}", {}, model) for model in args.model])
-    output = RESULTS / "planner-settings"
+    output = args.output
     if output.exists():
         shutil.rmtree(output)
     outcomes: list[dict[int, tuple[bool, bool]]] = []  # per variant: seed -> (success, dropped)
