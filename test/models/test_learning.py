@@ -1,7 +1,6 @@
 """The models learn what they should: a nonlinear system, aleatoric noise, epistemic disagreement, warm starts."""
 
 import csv
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -9,17 +8,6 @@ import torch
 
 from mbrl_ros.data import ReplayBuffer, TransitionBatch
 from mbrl_ros.models import DeterministicMLP, ModelTrainer, ProbabilisticEnsemble, TrainerConfig, plot_training_curves
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One torch thread per test: on a machine shared with other work, two threads can stall OpenMP barriers
-    on a descheduled thread and make small trainings ten times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 QUIET = {"progress": False}
 

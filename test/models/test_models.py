@@ -1,7 +1,6 @@
 """The model classes: batched members, the predict contract, normaliser refits, member selection."""
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -17,17 +16,6 @@ from mbrl_ros.models import (
     ProbabilisticEnsemble,
     registered_kinds,
 )
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One torch thread per test: on a machine shared with other work, two threads can stall OpenMP barriers
-    on a descheduled thread and make small trainings ten times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 STATE_DIM, ACTION_DIM = 4, 2
 

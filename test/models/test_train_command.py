@@ -1,26 +1,12 @@
 """``mbrl-ros train-model``: a model trained offline from a replay-buffer directory, then continued."""
 
 import csv
-from collections.abc import Iterator
 
 import numpy as np
-import pytest
-import torch
 
 from mbrl_ros.cli import main
 from mbrl_ros.data import ReplayBuffer
 from mbrl_ros.models import DeterministicMLP, load_model
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One torch thread per test: on a machine shared with other work, two threads can stall OpenMP barriers
-    on a descheduled thread and make small trainings ten times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 SMALL = ["--kind", "mlp", "--hidden-units", "32", "--max-epochs", "3", "--threads", "1"]
 
