@@ -35,6 +35,7 @@ from mbrl_ros.runs import RUN_LOGS, CsvLog, plot_run
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RELIABLE_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 DRAIN_TIME = 0.5  # s the graph runs on without the bridge at the end of a run
+SIGNAL_POLL_INTERVAL = 0.2  # s between the main thread's checks for a signal taken by another thread
 
 
 @dataclass
@@ -231,9 +232,11 @@ class RunOptions:
 def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Path:
     """Runs the graph until ``options.episodes`` episodes have ended; returns the run directory.
 
-    SIGINT and SIGTERM (when called from the main thread) stop the run as its end does: the bridge stops, the
-    others drain, the nodes are destroyed (the learner flushes its transitions), the plots are drawn; then
-    KeyboardInterrupt is raised.
+    At the end the bridge stops, the others drain, the learner finishes the round the last episode started (its
+    data directory's newest model has seen every episode), the nodes are destroyed (the learner flushes its
+    transitions), the plots are drawn. SIGINT and SIGTERM (when called from the main thread) stop the run the same
+    way within a fraction of a second, except that a round in progress ends at its epoch's end and is dropped;
+    then KeyboardInterrupt is raised.
 
     Raises:
         GraphConfigurationError: the parameter file is unreadable or a node refused one of its settings.
@@ -315,13 +318,20 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
             bridge.get_logger().warning("starting before every subscription matched: the first states may be "
                                         "missed by the learner")
         executor.add_node(bridge)
-        finished.wait()
+        # Timed: CPython runs a signal's handler in the main thread at its next bytecode, and a signal the kernel
+        # delivers to another thread (any thread may take a process's signal) does not wake an untimed wait.
+        while not finished.wait(SIGNAL_POLL_INTERVAL):
+            pass
         # Drain: the bridge stops producing, the others take what is still queued for them (the learner the last
         # transitions of the last episode) before the executor stops.
         executor.remove_node(bridge)
         time.sleep(DRAIN_TIME)
         if options.record and not signals:  # the monitor may hear of the last episode before the recorder has it
             nodes[-2].wait_for(f"/{bridge.get_name()}/episode", options.episodes, timeout=5.0)
+        # The last episode's round, so that the data directory's newest model has seen every episode (a run
+        # continued from it starts there); a signal cuts it short.
+        while not signals and not learner.learner.wait_until_idle(SIGNAL_POLL_INTERVAL):
+            pass
     finally:
         spinner.stop(timeout=10)  # no callback may still run when its node is destroyed
         for node in reversed(nodes):

@@ -1,6 +1,9 @@
 """``mbrl-ros up`` and the node executables on parameter files they cannot start from: a clear error, exit 2;
 ``mbrl-ros up`` stopped by a signal: a clean stop, exit 130."""
 
+import ctypes
+import os
+import platform
 import signal
 import subprocess
 import sys
@@ -13,6 +16,8 @@ import yaml
 from mbrl_ros.cli import main
 from mbrl_ros.data import ReplayBuffer
 from mbrl_ros.resources import config_path
+
+SYS_TGKILL = {"x86_64": 234, "aarch64": 131}.get(platform.machine())
 
 
 def cartpole_config(tmp_path, **model_settings):
@@ -104,8 +109,23 @@ def test_up_warns_of_the_thread_counts_the_nodes_were_built_with(tmp_path, capfd
         assert "planner_threads" not in capfd.readouterr().err, name
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_stops_a_run_cleanly(tmp_path, signum):
+def send_to_another_thread(pid: int, signum: int) -> None:
+    """Sends ``signum`` to a thread of process ``pid`` other than its main one, as the kernel may deliver a signal
+    sent to the process (tgkill(2), which Python's os module does not wrap for another process)."""
+    def takes(tid: int) -> bool:  # the thread does not block the signal
+        status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        blocked = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
+        return not blocked >> (signum - 1) & 1
+
+    tid = max(tid for tid in map(int, os.listdir(f"/proc/{pid}/task")) if tid != pid and takes(tid))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(SYS_TGKILL, pid, tid, signum) != 0:
+        raise OSError(ctypes.get_errno(), f"tgkill({pid}, {tid}, {signum}) failed")
+
+
+@pytest.mark.parametrize("signum, to_a_thread", [(signal.SIGINT, False), (signal.SIGTERM, False),
+                                                 (signal.SIGINT, True)])
+def test_a_signal_stops_a_run_cleanly(tmp_path, signum, to_a_thread):
     run_dir = tmp_path / "run"
     # SIGINT ignored at start, as a shell starts a background job: the run must still stop on it.
     process = subprocess.Popen([str(Path(sys.prefix) / "bin" / "mbrl-ros"), "up", "cartpole_swingup", "--episodes",
@@ -118,7 +138,12 @@ def test_a_signal_stops_a_run_cleanly(tmp_path, signum):
         while not (episodes.exists() and len(episodes.read_text().splitlines()) >= 2):
             assert process.poll() is None and time.monotonic() < deadline, "no episode ended"
             time.sleep(0.2)
-        process.send_signal(signum)
+        if to_a_thread:
+            if SYS_TGKILL is None:
+                pytest.skip(f"tgkill's system call number on {platform.machine()} is not known here")
+            send_to_another_thread(process.pid, signum)
+        else:
+            process.send_signal(signum)
         out, _ = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
