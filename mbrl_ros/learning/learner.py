@@ -18,7 +18,14 @@ import numpy as np
 
 from mbrl_ros.data import DEFAULT_FLUSH_INTERVAL, ReplayBuffer
 from mbrl_ros.learning.model_store import ModelStore
-from mbrl_ros.models import LearnedDynamicsModel, ModelPayload, ModelTrainer, TrainerConfig, model_to_payload
+from mbrl_ros.models import (
+    EpochReport,
+    LearnedDynamicsModel,
+    ModelPayload,
+    ModelTrainer,
+    TrainerConfig,
+    model_to_payload,
+)
 from mbrl_ros.settings import is_integer
 
 _LOG = logging.getLogger(__name__)
@@ -112,6 +119,8 @@ class Learner:
         self._new_transitions = 0
         self._wanted = threading.Event()
         self._stopping = threading.Event()
+        self._background = threading.Condition()  # guards the two flags below
+        self._round_requested = self._round_running = False
         self._lock = threading.Lock()  # one training round at a time
         self._thread = threading.Thread(target=self._train_when_wanted, name="learner", daemon=True)
         self._thread.start()
@@ -137,10 +146,25 @@ class Learner:
 
     def request_training(self) -> None:
         """Starts a training round in the background (once the buffer holds ``min_transitions``)."""
-        self._wanted.set()
+        with self._background:
+            self._round_requested = True
+            self._wanted.set()
+
+    def wait_until_idle(self, timeout: float | None = None) -> bool:
+        """Waits until no background round is requested or running; False if one still is after ``timeout`` s."""
+        with self._background:
+            return self._background.wait_for(lambda: not (self._round_requested or self._round_running), timeout)
 
     def train_now(self) -> ModelRelease | None:
-        """One training round in the caller's thread; None when there are too few transitions."""
+        """One training round in the caller's thread; None when there are too few transitions or :meth:`close`
+        cut the round short (it ends at its epoch's end and is dropped: the stored model stays the newest)."""
+        interrupted = False
+
+        def stop_when_closing(_report: EpochReport) -> bool:
+            nonlocal interrupted
+            interrupted = self._stopping.is_set()
+            return interrupted
+
         with self._lock:
             if len(self.buffer) < max(1, self.policy.min_transitions):
                 return None
@@ -148,7 +172,9 @@ class Learner:
             trainer, fresh_every = self.trainer, self.policy.fresh_every
             if self.version and fresh_every and (self.version + 1) % fresh_every == 0:
                 trainer = ModelTrainer(self._model_factory(), self._trainer_config, self.trainer.csv_path)
-            result = trainer.fit_buffer(self.buffer)
+            result = trainer.fit_buffer(self.buffer, on_epoch=stop_when_closing)
+            if interrupted:
+                return None
             self.trainer = trainer  # a fresh one is swapped in only now: the continued model served during its round
             self.version += 1
             validation_nll = float(np.mean(result.best_validation_nll))
@@ -164,19 +190,28 @@ class Learner:
         return release
 
     def close(self) -> None:
-        """Finishes the round in progress, stops the training thread and flushes the buffer."""
+        """Ends a round in progress at its epoch's end (dropping it), stops the training thread, flushes the buffer."""
         self._stopping.set()
         self._wanted.set()
         self._thread.join()
         self.buffer.close()
+        with self._background:
+            self._round_requested = False
+            self._background.notify_all()
 
     def _train_when_wanted(self) -> None:
         while True:
             self._wanted.wait()
             if self._stopping.is_set():
                 return
-            self._wanted.clear()
+            with self._background:
+                self._wanted.clear()
+                self._round_requested, self._round_running = False, True
             try:
                 self.train_now()
             except Exception:  # a failed round must not end the learner: keep the data, try again next time
                 _LOG.exception("training round failed; the previous model stays in use")
+            finally:
+                with self._background:
+                    self._round_running = False
+                    self._background.notify_all()

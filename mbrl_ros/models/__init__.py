@@ -15,7 +15,7 @@ from mbrl_ros.models.serialization import (
     model_to_payload,
     save_model,
 )
-from mbrl_ros.models.trainer import ModelTrainer, TrainerConfig, TrainingResult, plot_training_curves
+from mbrl_ros.models.trainer import EpochReport, ModelTrainer, TrainerConfig, TrainingResult, plot_training_curves
 
 __all__ = [
     "ACTIVATIONS",
@@ -23,6 +23,7 @@ __all__ = [
     "DynamicsModel",
     "EnsembleLinear",
     "EnsembleMLP",
+    "EpochReport",
     "LearnedDynamicsModel",
     "ModelFormatError",
     "ModelPayload",

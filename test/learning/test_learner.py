@@ -125,6 +125,34 @@ def test_a_learner_killed_with_sigkill_resumes_with_its_transitions_and_version(
         learner.close()
 
 
+def test_closing_ends_a_round_in_progress_and_keeps_the_stored_model(tmp_path):
+    endless = TrainerConfig(max_epochs=10**6, patience=10**6, warm_epochs=None, batch_size=64,
+                           progress=False)
+    releases = []
+    learner = Learner(tmp_path / "learner", small_model, FAST_TRAINING, RetrainPolicy(every_transitions=0),
+                      on_release=releases.append)
+    learner.add(*linear_system(300, seed=0))
+    learner.train_now()
+    learner.close()
+    learner = Learner(tmp_path / "learner", small_model, endless, RetrainPolicy(every_transitions=0),
+                      on_release=releases.append)
+    learner.add(*linear_system(200, seed=1))
+    learner.request_training()
+    csv = tmp_path / "learner" / "training.csv"
+    epochs_before = len(csv.read_text().splitlines())
+    assert wait_for(lambda: len(csv.read_text().splitlines()) > epochs_before + 2, timeout=60), "no round started"
+    closing = threading.Thread(target=learner.close, daemon=True)
+    closing.start()
+    closing.join(timeout=60)  # the round alone would run a million epochs
+    assert not closing.is_alive(), "close() waited for the round in progress to end on its own"
+    assert [release.version for release in releases] == [1], "the cut round was released"
+    reopened = Learner(tmp_path / "learner", small_model, FAST_TRAINING, RetrainPolicy(every_transitions=0))
+    try:
+        assert reopened.version == 1 and len(reopened.buffer) == 500
+    finally:
+        reopened.close()
+
+
 def released_weights(release) -> dict[str, torch.Tensor]:
     return model_from_payload(release.payload).state_dict()
 

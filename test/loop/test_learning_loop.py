@@ -1,7 +1,11 @@
 """End to end: the embedded graph (bridge, learner, controller over DDS, lockstep) learns cart-pole swing-up."""
 
+import json
+
 import numpy as np
 
+from mbrl_ros.data import ReplayBuffer
+from mbrl_ros.learning import ModelStore
 from mbrl_ros.resources import config_path
 from mbrl_ros.runner import RunOptions, run
 from mbrl_ros.runs import read_csv
@@ -24,3 +28,8 @@ def test_episodes_4_and_5_clearly_beat_the_random_first_episode(tmp_path):
     np.testing.assert_allclose(episodes["return"], returns)
     np.testing.assert_array_equal(episodes["seed"], np.arange(5))  # the bridge's seed 0, then one per episode
     assert (run_dir / "learning_curve.png").stat().st_size > 0
+    # The run ended after the round its last episode started: the newest stored model has seen every transition.
+    store = ModelStore(run_dir / "learner" / "models")
+    newest = json.loads((store.path(store.latest_version()) / "model.json").read_text())["metadata"]["extra"]
+    with ReplayBuffer.open(run_dir / "learner" / "transitions") as buffer:
+        assert newest["transitions"] == len(buffer) > 4 * 200, (newest, len(buffer))
