@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
+import mbrl_ros.sim  # noqa: F401  (chooses MuJoCo's headless OpenGL backend before a test module imports mujoco)
+
 from support import REPO_ROOT
 
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))

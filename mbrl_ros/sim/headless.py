@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 
 OSMESA_DEBIAN_PACKAGE = "libosmesa6"
@@ -59,10 +60,15 @@ def choose_backend(
 def configure() -> str | None:
     """Sets ``MUJOCO_GL`` (and a matching ``PYOPENGL_PLATFORM``) for this process and its children.
 
-    Must run before ``mujoco`` is imported; returns the backend chosen (None: MuJoCo's default).
+    Must run before ``mujoco`` is imported (which binds its backend); warns when it runs after. Returns the backend
+    chosen (None: MuJoCo's default).
     """
     backend = choose_backend(os.environ)
     if backend and "MUJOCO_GL" not in os.environ:
+        if "mujoco" in sys.modules:
+            warnings.warn(f"mujoco was imported before mbrl_ros.sim chose the {backend} OpenGL backend, so it keeps "
+                          "its default (GLFW), which cannot render without an X display: import mbrl_ros.sim (or "
+                          f"mbrl_ros.tasks) before mujoco, or set MUJOCO_GL={backend}", RuntimeWarning, stacklevel=2)
         os.environ["MUJOCO_GL"] = backend
         if backend in ("egl", "osmesa"):
             os.environ.setdefault("PYOPENGL_PLATFORM", backend)

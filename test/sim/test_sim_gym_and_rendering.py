@@ -1,5 +1,7 @@
 """Gymnasium environments (check_env, same physics and rewards as the sim layer) and headless rendering."""
 
+import os
+import sys
 import threading
 import warnings
 
@@ -93,6 +95,22 @@ def test_the_headless_backend_is_chosen_from_what_is_installed():
     assert choose_backend({}, libraries("EGL")) == "egl"
     assert choose_backend({}, libraries("EGL", "OSMesa")) == "osmesa"
     assert choose_backend({}, libraries()) is None
+
+
+def test_choosing_a_backend_after_mujoco_was_imported_warns(monkeypatch):
+    from mbrl_ros.sim import headless
+
+    for name in ("MUJOCO_GL", "PYOPENGL_PLATFORM", "DISPLAY"):
+        monkeypatch.setenv(name, "")  # records the value to restore, also when there is none
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(headless.ctypes.util, "find_library", lambda name: "libEGL.so" if name == "EGL" else None)
+    with pytest.warns(RuntimeWarning, match="mujoco was imported before mbrl_ros.sim chose the egl OpenGL backend"):
+        assert headless.configure() == "egl"  # this process imported mujoco long ago
+    monkeypatch.delenv("MUJOCO_GL")
+    monkeypatch.delitem(sys.modules, "mujoco")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert headless.configure() == "egl" and os.environ["MUJOCO_GL"] == "egl"
 
 
 def test_setup_installs_osmesa_only_when_nothing_renders(monkeypatch, capsys):
