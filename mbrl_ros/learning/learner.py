@@ -117,9 +117,8 @@ class Learner:
             else None
         )
         self._new_transitions = 0
-        self._wanted = threading.Event()
         self._stopping = threading.Event()
-        self._background = threading.Condition()  # guards the two flags below
+        self._background = threading.Condition()  # guards the two flags below and signals their changes
         self._round_requested = self._round_running = False
         self._lock = threading.Lock()  # one training round at a time
         self._thread = threading.Thread(target=self._train_when_wanted, name="learner", daemon=True)
@@ -148,7 +147,7 @@ class Learner:
         """Starts a training round in the background (once the buffer holds ``min_transitions``)."""
         with self._background:
             self._round_requested = True
-            self._wanted.set()
+            self._background.notify_all()
 
     def wait_until_idle(self, timeout: float | None = None) -> bool:
         """Waits until no background round is requested or running; False if one still is after ``timeout`` s."""
@@ -191,8 +190,9 @@ class Learner:
 
     def close(self) -> None:
         """Ends a round in progress at its epoch's end (dropping it), stops the training thread, flushes the buffer."""
-        self._stopping.set()
-        self._wanted.set()
+        with self._background:
+            self._stopping.set()
+            self._background.notify_all()
         self._thread.join()
         self.buffer.close()
         with self._background:
@@ -201,11 +201,10 @@ class Learner:
 
     def _train_when_wanted(self) -> None:
         while True:
-            self._wanted.wait()
-            if self._stopping.is_set():
-                return
             with self._background:
-                self._wanted.clear()
+                self._background.wait_for(lambda: self._round_requested or self._stopping.is_set())
+                if self._stopping.is_set():
+                    return
                 self._round_requested, self._round_running = False, True
             try:
                 self.train_now()
