@@ -1,5 +1,7 @@
 """In-hand cube rotation with the Shadow hand (PDDM's cube task) on gymnasium-robotics' MJCF assets."""
 
+import re
+
 import mujoco
 import numpy as np
 from torch import Tensor
@@ -65,7 +67,7 @@ class ShadowHandCube(Task):
 
     The hand has 24 hinge joints and 20 position actuators (the distal and middle joints of the four
     fingers are coupled by tendons); the cube is a free body. Each episode draws the goal as the cube's
-    initial orientation turned by +-``goal_angle`` about one of the world axes in ``goal_axes``.
+    initial orientation turned by ``goal_angle`` about one of the world axes in ``goal_axes``, either way.
 
     State (65): ``hand_qpos``/``hand_qvel`` (24 each, rad, rad/s, :data:`HAND_JOINTS` order),
     ``object_position`` (3, m), ``object_orientation`` (4, quaternion w first), ``object_linear_velocity``
@@ -96,7 +98,9 @@ class ShadowHandCube(Task):
         """
         Args:
             episode_length: control steps per episode (default: 4 s of them).
-            goal_axes: world axes (any of ``x``, ``y``, ``z``) the goal rotation is drawn about.
+            goal_axes: world axes (any of ``x``, ``y``, ``z``) the goal rotation is drawn about, each optionally
+                signed to turn one way only: ``"xz"`` draws x or z and then either sign, ``"x+y-"`` a positive
+                turn about x or a negative one about y.
             goal_angle: magnitude of the goal rotation (rad).
             control_period: s per control step, a multiple of the model's 0.002 s physics step (default:
                 gymnasium-robotics' hand environments; PDDM's cube runs at 0.1).
@@ -110,9 +114,11 @@ class ShadowHandCube(Task):
         self.episode_length = max(1, round(_EPISODE_TIME / self.dt))
         self.success_hold_steps = max(1, round(_SUCCESS_HOLD_TIME / self.dt))
         super().__init__(episode_length)
-        if not goal_axes or set(goal_axes) - set("xyz"):
-            raise ValueError(f"goal_axes must be a non-empty combination of 'x', 'y', 'z', got {goal_axes!r}")
+        if not isinstance(goal_axes, str) or not re.fullmatch(r"(?:[xyz][+-]?)+", goal_axes):
+            raise ValueError("goal_axes must be a non-empty combination of 'x', 'y', 'z', each optionally followed "
+                             f"by '+' or '-' (e.g. 'xyz', 'x+y-'), got {goal_axes!r}")
         self.goal_axes = goal_axes
+        self._goal_choices = re.findall(r"[xyz][+-]?", goal_axes)
         self.goal_angle = float(goal_angle)
         penalty = _finite_number(drop_penalty)
         if penalty is None or penalty < 0:
@@ -145,8 +151,9 @@ class ShadowHandCube(Task):
         orientation = _axis_angle_quaternion(np.array([0.0, 0.0, 1.0]), rng.uniform(-_CUBE_YAW_NOISE, _CUBE_YAW_NOISE))
         sim.set_body_pose("object", np.concatenate([position, orientation]))
         sim.set_body_twist("object", np.zeros(6))
-        axis = np.eye(3)["xyz".index(rng.choice(list(self.goal_axes)))]
-        turn = _axis_angle_quaternion(axis, self.goal_angle * rng.choice([-1.0, 1.0]))
+        choice = rng.choice(self._goal_choices)
+        sign = rng.choice([-1.0, 1.0]) if len(choice) == 1 else float(choice[1] + "1")
+        turn = _axis_angle_quaternion(np.eye(3)["xyz".index(choice[0])], self.goal_angle * sign)
         sim.forward()
         hold = sim.hold_command()
         for _ in range(max(1, round(_SETTLE_TIME / self.dt))):

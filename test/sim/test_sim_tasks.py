@@ -114,6 +114,30 @@ def test_the_hand_goal_is_a_quarter_turn_of_the_cube_about_a_world_axis_drawn_pe
     np.testing.assert_allclose(np.abs(relative[1:3]), 0.0, atol=0.05)  # the turn is about z
 
 
+def _goal_turns(goal_axes: str, seeds: range) -> set[str]:
+    """The goals drawn on ``seeds``, each as the cube's quarter turn about a world axis, e.g. ``x+``."""
+    simulation = TaskSimulation(ShadowHandCube(goal_axes=goal_axes))
+    turns = set()
+    for seed in seeds:
+        state = simulation.reset(seed)
+        turn = np.zeros(4)
+        cube = state[simulation.layout["object_orientation"]]
+        mujoco.mju_mulQuat(turn, state[simulation.layout["goal_orientation"]], cube * [1, -1, -1, -1])
+        turn *= np.sign(turn[0])
+        axis = int(np.abs(turn[1:]).argmax())
+        turns.add("xyz"[axis] + ("+" if turn[1 + axis] > 0 else "-"))
+    return turns
+
+
+def test_signed_goal_axes_turn_the_cube_one_way_only():
+    assert _goal_turns("xz", range(30)) == {"x+", "x-", "z+", "z-"}
+    assert _goal_turns("x+y-", range(30)) == {"x+", "y-"}
+    assert _goal_turns("z-y", range(30)) == {"z-", "y+", "y-"}
+    for bad in ("", "x++", "+x", "xw", "x y", ["x"]):
+        with pytest.raises(ValueError, match="goal_axes"):
+            ShadowHandCube(goal_axes=bad)
+
+
 def test_dropping_the_cube_is_penalised_and_ends_the_episode(tasks):
     task = tasks["shadow_hand_cube"]
     simulation = TaskSimulation(task, seed=0)
