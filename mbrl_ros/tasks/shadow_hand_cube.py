@@ -43,6 +43,7 @@ _DROP_HEIGHT = 0.1  # the cube counts as dropped below this height (m); it rests
 _SUCCESS_ANGLE = 0.4  # rad
 _SUCCESS_HOLD_TIME = 0.4  # s the orientation must stay within _SUCCESS_ANGLE
 _EPISODE_TIME = 4.0  # s
+_GOAL_CHOICE = re.compile(r"[xyz][+-]?")  # one entry of goal_axes: an axis, optionally signed
 
 
 def _axis_angle_quaternion(axis: np.ndarray, angle: float) -> np.ndarray:
@@ -114,11 +115,11 @@ class ShadowHandCube(Task):
         self.episode_length = max(1, round(_EPISODE_TIME / self.dt))
         self.success_hold_steps = max(1, round(_SUCCESS_HOLD_TIME / self.dt))
         super().__init__(episode_length)
-        if not isinstance(goal_axes, str) or not re.fullmatch(r"(?:[xyz][+-]?)+", goal_axes):
+        if not isinstance(goal_axes, str) or not re.fullmatch(f"(?:{_GOAL_CHOICE.pattern})+", goal_axes):
             raise ValueError("goal_axes must be a non-empty combination of 'x', 'y', 'z', each optionally followed "
                              f"by '+' or '-' (e.g. 'xyz', 'x+y-'), got {goal_axes!r}")
         self.goal_axes = goal_axes
-        self._goal_choices = re.findall(r"[xyz][+-]?", goal_axes)
+        self._goal_choices = _GOAL_CHOICE.findall(goal_axes)
         self.goal_angle = float(goal_angle)
         penalty = _finite_number(drop_penalty)
         if penalty is None or penalty < 0:
@@ -152,7 +153,7 @@ class ShadowHandCube(Task):
         sim.set_body_pose("object", np.concatenate([position, orientation]))
         sim.set_body_twist("object", np.zeros(6))
         choice = rng.choice(self._goal_choices)
-        sign = rng.choice([-1.0, 1.0]) if len(choice) == 1 else float(choice[1] + "1")
+        sign = rng.choice([-1.0, 1.0]) if len(choice) == 1 else (1.0 if choice[1] == "+" else -1.0)
         turn = _axis_angle_quaternion(np.eye(3)["xyz".index(choice[0])], self.goal_angle * sign)
         sim.forward()
         hold = sim.hold_command()

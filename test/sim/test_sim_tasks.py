@@ -107,11 +107,16 @@ def test_the_hand_goal_is_a_quarter_turn_of_the_cube_about_a_world_axis_drawn_pe
         goals.append(state[0, task.layout["goal_orientation"]])
     assert len({tuple(np.round(goal.numpy(), 3)) for goal in goals}) == 4
     yaw_only = TaskSimulation(ShadowHandCube(goal_axes="z"), seed=0)
-    state = yaw_only.state()
-    relative = np.zeros(4)
-    cube = state[yaw_only.layout["object_orientation"]]
-    mujoco.mju_mulQuat(relative, state[yaw_only.layout["goal_orientation"]], cube * [1, -1, -1, -1])
+    relative = _goal_turn_quaternion(yaw_only, yaw_only.state())
     np.testing.assert_allclose(np.abs(relative[1:3]), 0.0, atol=0.05)  # the turn is about z
+
+
+def _goal_turn_quaternion(simulation: TaskSimulation, state: np.ndarray) -> np.ndarray:
+    """(4,) the turn from the cube's orientation in ``state`` to the goal's: goal * cube^-1."""
+    turn = np.zeros(4)
+    cube = state[simulation.layout["object_orientation"]]
+    mujoco.mju_mulQuat(turn, state[simulation.layout["goal_orientation"]], cube * [1, -1, -1, -1])
+    return turn
 
 
 def _goal_turns(goal_axes: str, seeds: range) -> set[str]:
@@ -119,10 +124,7 @@ def _goal_turns(goal_axes: str, seeds: range) -> set[str]:
     simulation = TaskSimulation(ShadowHandCube(goal_axes=goal_axes))
     turns = set()
     for seed in seeds:
-        state = simulation.reset(seed)
-        turn = np.zeros(4)
-        cube = state[simulation.layout["object_orientation"]]
-        mujoco.mju_mulQuat(turn, state[simulation.layout["goal_orientation"]], cube * [1, -1, -1, -1])
+        turn = _goal_turn_quaternion(simulation, simulation.reset(seed))
         turn *= np.sign(turn[0])
         axis = int(np.abs(turn[1:]).argmax())
         turns.add("xyz"[axis] + ("+" if turn[1 + axis] > 0 else "-"))
