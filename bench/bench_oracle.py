@@ -12,10 +12,11 @@ members' returns averaged, as the ``members`` propagation does; terminations are
 that compares with what the simulation gave.
 
     .venv/bin/python bench/bench_oracle.py [--config shadow_hand_cube] [--episodes 5] [--population 200]
-                                           [--model DIR]
+                                           [--iterations 2] [--horizon 16] [--model DIR]
 """
 
 import argparse
+import dataclasses
 import os
 import time
 
@@ -31,6 +32,7 @@ from mbrl_ros.planning.registry import make_optimizer
 from mbrl_ros.resources import config_path
 from mbrl_ros.sim.episode import TaskSimulation
 from mbrl_ros.tasks.base import Task
+from mbrl_ros.tasks.layout import JointPositions
 
 FULL_PHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS
 
@@ -44,6 +46,26 @@ class SimulatorObjective:
         self.datas = [mujoco.MjData(self.model) for _ in range(threads)]
         self.scratch = mujoco.MjData(self.model)  # where rolled-out states are read back as task states
         self.size = mujoco.mj_stateSize(self.model, FULL_PHYSICS)
+        self.joint_columns = self._joint_columns()
+
+    def _joint_columns(self) -> np.ndarray | None:
+        """Where each dimension of the task's state sits in a physics state (S,), when the state is joint
+        positions and velocities only (the cart-pole's), so that rolled-out states are read in one step;
+        None when the state reads body poses or twists, which need the model's kinematics per state."""
+        layout = self.episode.layout
+        if layout.pose_bodies or layout.twist_bodies:
+            return None
+        qpos, qvel = 1, 1 + self.model.nq  # the physics state starts with the time, then qpos and qvel
+        columns = []
+        for field in layout.fields:
+            for name in field.joints:
+                joint = self.model.joint(name)
+                columns.append(qpos + int(joint.qposadr[0]) if isinstance(field, JointPositions)
+                               else qvel + int(joint.dofadr[0]))
+        columns = np.array(columns)
+        if not np.array_equal(self._physics_state()[columns], self.episode.state()):
+            raise RuntimeError("the task's joint state does not read as the physics state's qpos and qvel")
+        return columns
 
     def _physics_state(self) -> np.ndarray:
         state = np.empty(self.size)
@@ -74,9 +96,12 @@ class SimulatorObjective:
         ends = physics[:, frame_skip - 1::frame_skip]  # (N, H, state size): after each control period
         states = np.empty((count, horizon + 1, self.task.state_dim))
         states[:, 0] = self.episode.state()
-        for n in range(count):
-            for t in range(horizon):
-                states[n, t + 1] = self._task_state(ends[n, t])
+        if self.joint_columns is not None:
+            states[:, 1:] = ends[..., self.joint_columns]
+        else:
+            for n in range(count):
+                for t in range(horizon):
+                    states[n, t + 1] = self._task_state(ends[n, t])
         s, s_next = (torch.from_numpy(x).reshape(count * horizon, -1) for x in (states[:, :-1], states[:, 1:]))
         a = torch.from_numpy(actions).reshape(count * horizon, -1)
         with torch.no_grad():
@@ -115,14 +140,19 @@ def main() -> None:
     parser.add_argument("--config", default="shadow_hand_cube", help="a shipped config (its task and mpc section)")
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--population", type=int, help="the optimizer's population (default: the config's)")
+    parser.add_argument("--iterations", type=int, help="the optimizer's iterations per plan (default: the config's)")
+    parser.add_argument("--horizon", type=int, help="the planning horizon in control steps (default: the config's)")
     parser.add_argument("--seed", type=int, default=1000, help="episode seeds start here")
     parser.add_argument("--model", help="a saved model directory to check on the oracle's episodes")
     args = parser.parse_args()
     controller = node_parameters(read_parameter_file(config_path(args.config)), "mpc_controller")
     mpc = MPCConfig.from_dict(controller.get("mpc") or {})  # the controller's defaults for what the file leaves out
     params = dict(mpc.optimizer_params)
-    if args.population:
-        params["population"] = args.population
+    for name in ("population", "iterations"):
+        if getattr(args, name):
+            params[name] = getattr(args, name)
+    if args.horizon:
+        mpc = dataclasses.replace(mpc, horizon=args.horizon)
     episode = TaskSimulation(node_task(controller), seed=args.seed)
     task = episode.task
     optimizer = make_optimizer(mpc.optimizer, *task.action_bounds, **params)
