@@ -83,14 +83,13 @@ class SimulatorObjective:
         finally:
             self.sim.data = live
 
-    def __call__(self, sequences: torch.Tensor) -> torch.Tensor:
+    def step_rewards(self, sequences: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rewards (N, H) and terminations (N, H) of action sequences (N, H, A) from the simulation's current state."""
         count, horizon, _ = sequences.shape
         frame_skip = self.sim.frame_skip
         actions = sequences.double().numpy()
         controls = np.clip(actions, self.sim.ctrl_low, self.sim.ctrl_high).repeat(frame_skip, axis=1)
         start = self._physics_state()
-        # what the physics state leaves out (mocap goal markers, controls) as now
-        mujoco.mj_copyData(self.scratch, self.model, self.sim.data)
         physics, _ = rollout.rollout(self.model, self.datas, np.tile(start, (count, 1)), controls,
                                      persistent_pool=True)
         ends = physics[:, frame_skip - 1::frame_skip]  # (N, H, state size): after each control period
@@ -99,6 +98,8 @@ class SimulatorObjective:
         if self.joint_columns is not None:
             states[:, 1:] = ends[..., self.joint_columns]
         else:
+            # what the physics state leaves out (mocap goal markers, controls) as now
+            mujoco.mj_copyData(self.scratch, self.model, self.sim.data)
             for n in range(count):
                 for t in range(horizon):
                     states[n, t + 1] = self._task_state(ends[n, t])
@@ -107,6 +108,12 @@ class SimulatorObjective:
         with torch.no_grad():
             rewards = self.task.reward(s, a, s_next).reshape(count, horizon)
             terminated = self.task.terminated(s_next).reshape(count, horizon)
+        return rewards, terminated
+
+    def __call__(self, sequences: torch.Tensor) -> torch.Tensor:
+        """Returns (N,) of action sequences (N, H, A): the rewards until the first termination, summed."""
+        rewards, terminated = self.step_rewards(sequences)
+        count = len(rewards)
         alive = torch.cat([torch.ones(count, 1, dtype=torch.bool), ~terminated.cumsum(1)[:, :-1].bool()], dim=1)
         return (rewards * alive).sum(1).float()
 
