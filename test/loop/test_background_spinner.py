@@ -1,4 +1,5 @@
-"""BackgroundSpinner: the spinning thread has left its loop before the executor is shut down (ros2/rclpy#968)."""
+"""BackgroundSpinner: the spinning thread has left its loop before the executor is shut down (ros2/rclpy#968).
+The tests' detach_node: a node leaves a spinning executor only once none of its callbacks can run."""
 
 import threading
 import time
@@ -7,8 +8,11 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from std_msgs.msg import Empty
 
 from mbrl_ros.nodes.spinning import BackgroundSpinner
+
+from support import detach_node
 
 
 class WatchedExecutor(SingleThreadedExecutor):
@@ -55,4 +59,40 @@ def test_stop_joins_the_spinning_thread_before_shutting_the_executor_down_and_ca
         threading.excepthook = previous_hook
         node.destroy_node()
         context.try_shutdown()
+    assert errors == []
+
+
+class SlowTicker(Node):
+    """A node whose timer callback keeps the executor busy nearly all the time, as a loaded controller's does."""
+
+    def __init__(self, name: str, context: Context):
+        super().__init__(name, context=context)
+        self.publisher = self.create_publisher(Empty, "detach_test", 10)
+        self.inside = threading.Event()
+        self.calls = 0
+        self.create_timer(0.001, self.tick)
+
+    def tick(self) -> None:
+        self.inside.set()
+        time.sleep(0.03)
+        self.publisher.publish(Empty())  # raises InvalidHandle if the node is destroyed meanwhile
+        self.calls += 1
+        self.inside.clear()
+
+
+def test_detach_node_returns_only_after_the_callback_the_executor_is_in(ros_executor):
+    errors = []
+    previous_hook, threading.excepthook = threading.excepthook, lambda args: errors.append(args.exc_value)
+    try:
+        for round_ in range(5):
+            node = SlowTicker(f"detach_test_{round_}", ros_executor.context)
+            ros_executor.add_node(node)
+            assert node.inside.wait(timeout=10), "the executor never ran the timer"
+            detach_node(ros_executor, node)
+            assert not node.inside.is_set(), "detach_node returned while the node's callback was running"
+            settled = node.calls
+            time.sleep(0.1)
+            assert node.calls == settled, "the node's callbacks ran after detach_node"
+    finally:
+        threading.excepthook = previous_hook
     assert errors == []

@@ -19,7 +19,7 @@ from mbrl_ros.msg import EpisodeSummary, ModelUpdate
 from mbrl_ros.nodes.conversions import seconds_to_stamp
 from mbrl_ros.nodes.mpc_controller import MpcController
 
-from support import wait_for
+from support import detach_node, wait_for
 
 QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -61,8 +61,7 @@ def controller_and_robot(ros_executor):
                                parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
     ros_executor.add_node(controller)
     yield controller, robot
-    ros_executor.remove_node(controller)
-    controller.destroy_node()  # joins the planner thread
+    detach_node(ros_executor, controller)  # joins the planner thread
 
 
 def stream_states(robot: FakeRobot, count: int, **state) -> None:
@@ -150,8 +149,7 @@ def lockstep_controller_and_robot(ros_executor):
     assert wait_for(lambda: robot.states.get_subscription_count() > 0 and episodes.get_subscription_count() > 0
                     and controller._commands.get_subscription_count() > 0, timeout=10)
     yield controller, robot, episodes
-    ros_executor.remove_node(controller)
-    controller.destroy_node()
+    detach_node(ros_executor, controller)
 
 
 def end_episode(robot: FakeRobot, episodes) -> None:

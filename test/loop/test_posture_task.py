@@ -15,7 +15,7 @@ from mbrl_ros.nodes.mpc_controller import MpcController
 from mbrl_ros.resources import config_path
 from mbrl_ros.tasks import JointPostureTask, make_task
 
-from support import wait_for
+from support import detach_node, wait_for
 
 QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 ALLEGRO_JOINTS = [f"ah_joint{finger}{joint}" for finger in range(4) for joint in range(4)]
@@ -99,5 +99,4 @@ def test_the_allegro_config_drives_its_16_joints_through_the_position_controller
         goals.publish(JointState(name=["ah_joint99"], position=[0.0]))
         assert wait_for(lambda: controller.rejected.get("goal", 0) == 1, timeout=10)
     finally:
-        ros_executor.remove_node(controller)
-        controller.destroy_node()
+        detach_node(ros_executor, controller)

@@ -21,7 +21,7 @@ from mbrl_ros.planet.learner_node import PlanetLearner
 from mbrl_ros.planet.node import PlanetController
 from mbrl_ros.planet.tasks import PIXEL_CARTPOLE
 
-from support import wait_for
+from support import detach_node, wait_for
 
 QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -139,9 +139,7 @@ def test_the_controller_drives_the_lockstep_bridge_from_its_camera(ros_executor,
         assert [episode.length for episode in episodes[:2]] == [12, 12]
         assert controller.commands_sent >= 24 and not controller.rejected
     finally:
-        ros_executor.remove_node(bridge)
-        time.sleep(0.2)
-        bridge.destroy_node()
+        detach_node(ros_executor, bridge)
 
 
 def test_the_learner_trains_from_the_streams_and_the_controller_takes_its_model(ros_executor):
@@ -167,6 +165,4 @@ def test_the_learner_trains_from_the_streams_and_the_controller_takes_its_model(
         sent = controller.commands_sent
         assert wait_for(lambda: controller.commands_sent > sent + 4, timeout=30)  # it goes on planning
     finally:
-        ros_executor.remove_node(bridge)
-        time.sleep(0.2)
-        bridge.destroy_node()
+        detach_node(ros_executor, bridge)

@@ -13,7 +13,7 @@ from mbrl_ros.data.bags import bag_topics, message_typestore, read_bag
 from mbrl_ros.msg import ModelUpdate
 from mbrl_ros.nodes.bag_recorder import BagRecorder
 
-from support import wait_for
+from support import detach_node, wait_for
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -42,8 +42,7 @@ def test_recorded_topics_come_back_with_their_counts_and_contents(ros_executor, 
         states.publish(JointState(name=["j0", "j1"], position=[0.01 * k, -0.01 * k]))
         commands.publish(Float64MultiArray(data=[float(k)]))
     assert wait_for(lambda: recorder.counts.get("/joint_states") == 40 and recorder.counts.get("/hand/commands"), 10)
-    ros_executor.remove_node(recorder)
-    recorder.destroy_node()
+    detach_node(ros_executor, recorder)
 
     topics = bag_topics(tmp_path / "run.bag")
     assert topics["/joint_states"] == ("sensor_msgs/msg/JointState", 40)

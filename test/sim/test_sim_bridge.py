@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from mbrl_ros.nodes.state_assembly import JOINT_STATES_TOPIC, TopicStateAssemble
 from mbrl_ros.sim.episode import TaskSimulation
 from mbrl_ros.tasks import make_task
 
-from support import wait_for
+from support import detach_node, wait_for
 
 QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 COMMANDS = "/forward_command_controller/commands"
@@ -54,10 +53,7 @@ def start_bridge(ros_executor):
 
     yield start
     for bridge in started:
-        ros_executor.remove_node(bridge)
-    time.sleep(0.2)
-    for bridge in started:
-        bridge.destroy_node()
+        detach_node(ros_executor, bridge)
 
 
 class Driver:
