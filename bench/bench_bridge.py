@@ -20,6 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+# isort: off
+import mbrl_ros.sim  # noqa: F401  (chooses MuJoCo's headless OpenGL backend: before mujoco is imported)
+# isort: on
 import mujoco
 import numpy as np
 import rclpy

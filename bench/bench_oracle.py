@@ -20,6 +20,9 @@ import dataclasses
 import os
 import time
 
+# isort: off
+import mbrl_ros.sim  # noqa: F401  (chooses MuJoCo's headless OpenGL backend: before mujoco is imported)
+# isort: on
 import mujoco
 import numpy as np
 import torch
@@ -149,7 +152,8 @@ def main() -> None:
     parser.add_argument("--population", type=int, help="the optimizer's population (default: the config's)")
     parser.add_argument("--iterations", type=int, help="the optimizer's iterations per plan (default: the config's)")
     parser.add_argument("--horizon", type=int, help="the planning horizon in control steps (default: the config's)")
-    parser.add_argument("--seed", type=int, default=1000, help="episode seeds start here")
+    parser.add_argument("--seed", type=int, default=1000,
+                        help="the simulation's seed: the episodes are seeds SEED + 1, SEED + 2, ... as in a run")
     parser.add_argument("--model", help="a saved model directory to check on the oracle's episodes")
     args = parser.parse_args()
     controller = node_parameters(read_parameter_file(config_path(args.config)), "mpc_controller")
