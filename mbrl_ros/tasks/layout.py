@@ -19,7 +19,7 @@ components are named ``x y z qw qx qy qz`` (quaternion scalar first), twist comp
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -56,15 +56,17 @@ class JointVelocities:
 
 
 @dataclass(frozen=True)
-class BodyPose:
-    """Components of a body's world pose (subset of :data:`POSE_COMPONENTS`, in the order given)."""
+class _BodyComponents:
+    """Components of a body's world pose or twist: a subset of ``ALL``, in the order given."""
+
+    ALL: ClassVar[tuple[str, ...]] = ()
 
     name: str
     body: str
-    components: tuple[str, ...] = POSE_COMPONENTS
+    components: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        _check_components(self.components, POSE_COMPONENTS, self.name)
+        _check_components(self.components, self.ALL, self.name)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -72,27 +74,24 @@ class BodyPose:
 
     @property
     def indices(self) -> list[int]:
-        return [POSE_COMPONENTS.index(component) for component in self.components]
+        """Where each component sits in ``ALL``."""
+        return [self.ALL.index(component) for component in self.components]
 
 
 @dataclass(frozen=True)
-class BodyTwist:
+class BodyPose(_BodyComponents):
+    """Components of a body's world pose (subset of :data:`POSE_COMPONENTS`, in the order given)."""
+
+    ALL: ClassVar[tuple[str, ...]] = POSE_COMPONENTS
+    components: tuple[str, ...] = POSE_COMPONENTS
+
+
+@dataclass(frozen=True)
+class BodyTwist(_BodyComponents):
     """Components of a body's world twist (subset of :data:`TWIST_COMPONENTS`, in the order given)."""
 
-    name: str
-    body: str
+    ALL: ClassVar[tuple[str, ...]] = TWIST_COMPONENTS
     components: tuple[str, ...] = TWIST_COMPONENTS
-
-    def __post_init__(self) -> None:
-        _check_components(self.components, TWIST_COMPONENTS, self.name)
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.components
-
-    @property
-    def indices(self) -> list[int]:
-        return [TWIST_COMPONENTS.index(component) for component in self.components]
 
 
 StateField = JointPositions | JointVelocities | BodyPose | BodyTwist
