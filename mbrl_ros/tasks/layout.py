@@ -32,27 +32,23 @@ ANGULAR_VELOCITY = ("wx", "wy", "wz")
 
 
 @dataclass(frozen=True)
-class JointPositions:
+class _Joints:
+    """A quantity of named joints, in the order given."""
+
+    name: str
+    joints: tuple[str, ...]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.joints
+
+
+class JointPositions(_Joints):
     """Positions (rad or m) of named joints, in the order given."""
 
-    name: str
-    joints: tuple[str, ...]
 
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.joints
-
-
-@dataclass(frozen=True)
-class JointVelocities:
+class JointVelocities(_Joints):
     """Velocities (rad/s or m/s) of named joints, in the order given."""
-
-    name: str
-    joints: tuple[str, ...]
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.joints
 
 
 @dataclass(frozen=True)
