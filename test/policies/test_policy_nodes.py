@@ -41,39 +41,52 @@ def start(executor, node_class, **parameters):
     return node
 
 
+class Robot:
+    """A test node standing for the robot: records the controller's commands and publishes its states and updates."""
+
+    def __init__(self, executor, name: str):
+        self.node = rclpy.create_node(name, context=executor.context)
+        self.commands: list[np.ndarray] = []
+        self.lock = threading.Lock()
+        self.node.create_subscription(Float64MultiArray, COMMANDS, self._on_command, QOS)
+        self.policies = self.node.create_publisher(ModelUpdate, "/policy_update", LATCHED)
+        self.models = self.node.create_publisher(ModelUpdate, "/model_update", LATCHED)
+        self.joint_states = self.node.create_publisher(JointState, "/joint_states", QOS)
+        executor.add_node(self.node)
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        with self.lock:
+            self.commands.append(np.array(msg.data))
+
+    def publish_state(self, state: np.ndarray, stamp: float | None = None) -> None:
+        """Publishes ``state`` (slider, hinge, their velocities) on /joint_states, stamped ``stamp`` (s) if given."""
+        msg = JointState(name=JOINTS, position=state[:2].tolist(), velocity=state[2:].tolist())
+        if stamp is not None:
+            msg.header.stamp = seconds_to_stamp(stamp)
+        self.joint_states.publish(msg)
+
+
 def test_the_controller_runs_a_received_policy_and_rejects_a_bad_one(ros_executor):
     controller = start(ros_executor, MpcController, task="cartpole_swingup", mode="lockstep", planner="policy")
-    test_node = rclpy.create_node("policy_test", context=ros_executor.context)
-    commands, lock = [], threading.Lock()
-
-    def on_command(msg: Float64MultiArray) -> None:
-        with lock:
-            commands.append(np.array(msg.data))
-
-    test_node.create_subscription(Float64MultiArray, COMMANDS, on_command, QOS)
-    policies = test_node.create_publisher(ModelUpdate, "/policy_update", LATCHED)
-    joint_states = test_node.create_publisher(JointState, "/joint_states", QOS)
-    ros_executor.add_node(test_node)
+    robot = Robot(ros_executor, "policy_test")
     assert wait_for(lambda: controller._commands.get_subscription_count() > 0, 10.0)
 
     def answer_to(state: np.ndarray, stamp: float) -> np.ndarray:
-        with lock:
-            count = len(commands)
-        msg = JointState(name=JOINTS, position=state[:2].tolist(), velocity=state[2:].tolist())
-        msg.header.stamp = seconds_to_stamp(stamp)
-        joint_states.publish(msg)
-        assert wait_for(lambda: len(commands) > count, 10.0), "no command answered the state"
-        with lock:
-            return commands[-1]
+        with robot.lock:
+            count = len(robot.commands)
+        robot.publish_state(state, stamp)
+        assert wait_for(lambda: len(robot.commands) > count, 10.0), "no command answered the state"
+        with robot.lock:
+            return robot.commands[-1]
 
     rng = np.random.default_rng(0)
     answer_to(rng.normal(size=4), 0.05)  # no policy yet: explores
     wrong = PolicyNetwork(3, 1, [-3.0], [3.0])
-    policies.publish(update_message(wrong, 1))
+    robot.policies.publish(update_message(wrong, 1))
     assert wait_for(lambda: controller.rejected.get("policy_update", 0) == 1, 10.0)
     torch.manual_seed(0)
     policy = PolicyNetwork(4, 1, [-3.0], [3.0], hidden_units=16)
-    policies.publish(update_message(policy, 2))
+    robot.policies.publish(update_message(policy, 2))
     assert wait_for(lambda: controller.policy_version == 2, 10.0)
     for step in range(2, 8):
         state = rng.normal(size=4)
@@ -119,32 +132,20 @@ def test_the_policy_acts_while_the_first_plan_is_not_ready(ros_executor):
     controller = start(ros_executor, MpcController, task="cartpole_swingup", mode="realtime", state_timeout=100.0,
                        **{"mpc.horizon": 30, "mpc.propagation": "deterministic",
                           "mpc.optimizer_params.population": 2000, "mpc.optimizer_params.iterations": 3})
-    test_node = rclpy.create_node("fallback_test", context=ros_executor.context)
-    commands, lock = [], threading.Lock()
-
-    def on_command(msg: Float64MultiArray) -> None:
-        with lock:
-            commands.append(np.array(msg.data))
-
-    test_node.create_subscription(Float64MultiArray, COMMANDS, on_command, QOS)
-    policies = test_node.create_publisher(ModelUpdate, "/policy_update", LATCHED)
-    models = test_node.create_publisher(ModelUpdate, "/model_update", LATCHED)
-    joint_states = test_node.create_publisher(JointState, "/joint_states", QOS)
-    ros_executor.add_node(test_node)
+    robot = Robot(ros_executor, "fallback_test")
     torch.manual_seed(0)
     policy = PolicyNetwork(4, 1, [-3.0], [3.0], hidden_units=16)
-    policies.publish(update_message(policy, 1))
+    robot.policies.publish(update_message(policy, 1))
     assert wait_for(lambda: controller.policy_version == 1, 10.0)
     state = np.array([0.1, 0.2, -0.3, 0.4])
-    msg = JointState(name=JOINTS, position=state[:2].tolist(), velocity=state[2:].tolist())
-    joint_states.publish(msg)
+    robot.publish_state(state)
     assert wait_for(lambda: controller._state is not None, 10.0)
-    models.publish(update_message(DeterministicMLP(4, 1, hidden_units=500), 1))
+    robot.models.publish(update_message(DeterministicMLP(4, 1, hidden_units=500), 1))
     assert wait_for(lambda: controller.policy_actions >= 3, 10.0), controller.missed_deadlines
     assert controller.missed_deadlines >= 3
     expected = policy(torch.as_tensor(state, dtype=torch.float32)).detach().numpy()
-    with lock:
-        assert any(np.allclose(command, expected, atol=1e-5) for command in commands)
+    with robot.lock:
+        assert any(np.allclose(command, expected, atol=1e-5) for command in robot.commands)
 
 
 def test_nodes_refusing_their_parameters_say_which_and_shut_down_cleanly(tmp_path):
