@@ -36,6 +36,7 @@ from std_msgs.msg import Float64, Float64MultiArray
 from tqdm import tqdm
 
 from mbrl_ros.nodes.conversions import command_message, stamp_to_seconds
+from mbrl_ros.nodes.dds_domain import unused_domain_id
 from mbrl_ros.nodes.state_assembly import JOINT_STATES_TOPIC, TopicStateAssembler, pose_topic, twist_topic
 from mbrl_ros.sim.episode import TaskSimulation
 
@@ -45,11 +46,13 @@ BRIDGE = Path(sys.prefix) / "lib" / "mbrl_ros" / "mujoco_bridge"
 
 
 def ros_environment() -> dict[str, str]:
-    """This host only, and a ROS domain of this run's own (tests may run beside it)."""
+    """This host only, and a ROS domain of this run's own (tests or runs may go on beside it): one no participant on
+    this host is in now, unless ROS_DOMAIN_ID is set."""
     environ = dict(os.environ)
     environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO_ROOT / "config" / "fastdds_localhost.xml"))
-    environ.setdefault("ROS_DOMAIN_ID", str(101 + os.getpid() % 100))
+    if not environ.get("ROS_DOMAIN_ID"):
+        environ["ROS_DOMAIN_ID"] = str(unused_domain_id(preferred=1 + os.getpid() % 100))
     return environ
 
 

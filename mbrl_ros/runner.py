@@ -28,6 +28,7 @@ from std_msgs.msg import Float64MultiArray
 
 from mbrl_ros.msg import EpisodeSummary, ModelUpdate, PlannerStatus
 from mbrl_ros.nodes.conversions import stamp_to_seconds
+from mbrl_ros.nodes.dds_domain import shared_domain_warning
 from mbrl_ros.nodes.spinning import REFUSED_PARAMETER_ERRORS, BackgroundSpinner, refusal_message
 from mbrl_ros.offline.config import read_parameter_file
 from mbrl_ros.runs import RUN_LOGS, CsvLog, plot_run
@@ -265,6 +266,7 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
     # Explicit overrides, not "-p" arguments: those apply to /** and lose to the file's node sections.
     mode = [Parameter("mode", value=options.mode)] if options.mode else []
 
+    domain_warning = shared_domain_warning()  # before this process joins the domain
     context = Context()
     rclpy.init(context=context)
     nodes: list[Node] = []
@@ -297,10 +299,11 @@ def run(options: RunOptions, on_episode: Callable[[EpisodeRecord], None]) -> Pat
         nodes.append(learner)
         controller = _build(MpcController, context=context, cli_args=params_file, parameter_overrides=mode)
         nodes.append(controller)
-        warning = shared_thread_warning(learner.get_parameter("training_threads").value,
-                                        controller.get_parameter("planner_threads").value)
-        if warning:
-            controller.get_logger().warning(warning)
+        thread_warning = shared_thread_warning(learner.get_parameter("training_threads").value,
+                                               controller.get_parameter("planner_threads").value)
+        for warning in (thread_warning, domain_warning):
+            if warning:
+                controller.get_logger().warning(warning)
         period = controller.task.dt if controller.mode == "realtime" else None
         monitor = RunMonitor(logs, "mujoco_bridge", controller.get_parameter("controller").value.rstrip("/"),
                              period, episode_ended, context=context)

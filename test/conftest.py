@@ -1,8 +1,9 @@
 """Test-session set-up shared by all suites.
 
 Every test talks DDS only on this host (loopback and shared memory, no multicast) and in a ROS domain of
-its own session, so concurrent test runs on one machine never see each other's topics. Subprocesses
-inherit the same environment.
+its own session, one in which no other participant on this host has bound its ports when the session starts
+(unless ``ROS_DOMAIN_ID`` is set), so a test run never sees the topics of another run or of a graph running beside
+it. Subprocesses inherit the same environment.
 """
 
 import os
@@ -11,10 +12,12 @@ from collections.abc import Iterator
 import pytest
 
 import mbrl_ros.sim  # noqa: F401  (chooses MuJoCo's headless OpenGL backend before a test module imports mujoco)
+from mbrl_ros.nodes.dds_domain import unused_domain_id
 
 from support import REPO_ROOT
 
-os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+if not os.environ.get("ROS_DOMAIN_ID"):
+    os.environ["ROS_DOMAIN_ID"] = str(unused_domain_id(preferred=1 + os.getpid() % 100))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO_ROOT / "config" / "fastdds_localhost.xml"))
 
