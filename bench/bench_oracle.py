@@ -153,7 +153,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, help="the optimizer's iterations per plan (default: the config's)")
     parser.add_argument("--horizon", type=int, help="the planning horizon in control steps (default: the config's)")
     parser.add_argument("--seed", type=int, default=1000,
-                        help="the simulation's seed: the episodes are seeds SEED + 1, SEED + 2, ... as in a run")
+                        help="the simulation's seed: the episodes are seeds SEED + 1, SEED + 2, ...")
     parser.add_argument("--model", help="a saved model directory to check on the oracle's episodes")
     args = parser.parse_args()
     controller = node_parameters(read_parameter_file(config_path(args.config)), "mpc_controller")
