@@ -31,7 +31,7 @@ SMOOTHING = 0.5  # the weight of the previous iteration's mean and standard devi
 RESTARTS = 2  # the first from a zero mean, the others from a uniform random one
 
 
-def step_rewards(seed: int) -> SimulatorObjective:
+def true_dynamics(seed: int) -> SimulatorObjective:
     """The true dynamics from the start of the cart-pole episode of ``seed``: its ``step_rewards`` gives the
     rewards (N, T) of action sequences (N, T, 1)."""
     episode = TaskSimulation("cartpole_swingup")
@@ -67,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     bounds = []
     for seed in args.seeds:
-        objective, started = step_rewards(seed), time.monotonic()
+        objective, started = true_dynamics(seed), time.monotonic()
         rng = np.random.default_rng(seed)
         length = objective.task.episode_length
         per_step = []
