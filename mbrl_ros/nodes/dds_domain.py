@@ -17,16 +17,17 @@ _PROC_UDP_TABLES = (Path("/proc/net/udp"), Path("/proc/net/udp6"))
 
 
 def bound_udp_ports(tables: tuple[Path, ...] = _PROC_UDP_TABLES) -> set[int] | None:
-    """The local ports of every UDP socket in this network namespace, or None where the kernel's tables are absent."""
+    """The local ports of every UDP socket in this network namespace, or None where no table could be read (a table
+    absent, unreadable or not in the kernel's format counts as not read)."""
     ports: set[int] = set()
     readable = False
     for table in tables:
         try:
             lines = table.read_text().splitlines()[1:]  # a header, then "sl local_address rem_address ..."
-        except OSError:
+            ports.update(int(line.split()[1].rsplit(":", 1)[1], 16) for line in lines if line.strip())
+        except (OSError, IndexError, ValueError):
             continue
         readable = True
-        ports.update(int(line.split()[1].rsplit(":", 1)[1], 16) for line in lines if line.strip())
     return ports if readable else None
 
 

@@ -39,6 +39,9 @@ def test_ports_are_read_from_the_kernel_tables_and_mapped_to_domains(tmp_path):
     assert domain_in_use(4, ports) is False and domain_in_use(6, ports) is False
     assert domain_in_use(150, ports) is None  # its ports overlap the ephemeral range: no verdict
     assert bound_udp_ports((tmp_path / "absent",)) is None
+    garbled = tmp_path / "garbled"
+    garbled.write_text(f"{header}\nnot a socket line\n")
+    assert bound_udp_ports((garbled,)) is None and bound_udp_ports((garbled, table)) == {port}
 
 
 def test_a_participant_puts_its_domain_in_use_and_the_next_free_one_is_offered():
