@@ -45,7 +45,6 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-import torch
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
@@ -57,7 +56,6 @@ from mbrl_ros.msg import ModelUpdate
 from mbrl_ros.nodes.spinning import BackgroundSpinner
 from mbrl_ros.offline.config import node_parameters, node_task, read_parameter_file
 from mbrl_ros.resources import config_path
-from mbrl_ros.rotations import quaternion_conjugate, quaternion_multiply
 from mbrl_ros.sim.episode import TaskSimulation
 from mbrl_ros.tasks import make_task
 from mbrl_ros.tasks.base import Task
@@ -259,12 +257,7 @@ def hand(sim_minutes: float, block_minutes: float, config_name: str) -> None:
 
 def goal_turn(episode: TaskSimulation, seed: int) -> str:
     """The hand episode's goal, as the cube's turn about a world axis: e.g. ``x+`` (a positive turn about x)."""
-    task, state = episode.task, torch.from_numpy(episode.reset(seed))
-    cube, goal = state[task.layout["object_orientation"]], state[task.layout["goal_orientation"]]
-    turn = quaternion_multiply(goal, quaternion_conjugate(cube))
-    turn = turn * torch.sign(turn[0])  # the same rotation with w >= 0: its vector part points along the axis
-    axis = int(turn[1:].abs().argmax())
-    return "xyz"[axis] + ("+" if turn[1 + axis] > 0 else "-")
+    return episode.task.goal_turn(episode.reset(seed))
 
 
 def print_goal_breakdown(task: Task, episodes_run: list[tuple[int, bool, bool]], last: int) -> None:

@@ -12,7 +12,11 @@ members' returns averaged, as the ``members`` propagation does; terminations are
 that compares with what the simulation gave.
 
     .venv/bin/python bench/bench_oracle.py [--config shadow_hand_cube] [--episodes 5] [--population 200]
-                                           [--iterations 2] [--horizon 16] [--model DIR]
+                                           [--iterations 2] [--horizon 16] [--goal-turns x+,y-] [--model DIR]
+
+``--goal-turns`` (the hand) plays only the episodes whose goal is one of those turns (``x+``: +90 degrees about the
+world's x axis; the task's ``goal_turn``), the next ``--episodes`` of them after ``--seed``, and the
+summary gives the success rate per goal turn.
 """
 
 import argparse
@@ -145,6 +149,26 @@ def window_gains(model: DynamicsModel, task: Task, states: np.ndarray, actions: 
     return predicted - standing, true - standing
 
 
+def episode_seeds(episode: TaskSimulation, seed: int, count: int, goal_turns: list[str] | None) -> list[int]:
+    """The seeds of the next ``count`` episodes after ``seed`` (those whose goal is in ``goal_turns``, if given)."""
+    if not goal_turns:
+        return list(range(seed + 1, seed + 1 + count))
+    if not hasattr(episode.task, "goal_turn"):
+        raise SystemExit(f"--goal-turns: the task {episode.task.name} has no goal turns (the hand's cube has)")
+    unknown = set(goal_turns) - {axis + sign for axis in "xyz" for sign in "+-"}
+    if unknown:
+        raise SystemExit(f"--goal-turns: {sorted(unknown)} are not goal turns (x+, x-, y+, y-, z+, z-)")
+    seeds, candidate = [], seed
+    while len(seeds) < count:
+        candidate += 1
+        if candidate > seed + 100 * count:
+            raise SystemExit(f"--goal-turns {','.join(goal_turns)}: none of the task's episodes after seed {seed} "
+                             "has such a goal (its goal_axes leave them out?)")
+        if episode.task.goal_turn(episode.reset(candidate)) in goal_turns:
+            seeds.append(candidate)
+    return seeds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="shadow_hand_cube", help="a shipped config (its task and mpc section)")
@@ -154,6 +178,9 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, help="the planning horizon in control steps (default: the config's)")
     parser.add_argument("--seed", type=int, default=1000,
                         help="the simulation's seed: the episodes are seeds SEED + 1, SEED + 2, ...")
+    parser.add_argument("--goal-turns", type=lambda text: text.split(","),
+                        help="comma-separated goal turns (the hand: x+, x-, y+, y-, z+, z-): play only episodes "
+                             "whose goal is one of them")
     parser.add_argument("--model", help="a saved model directory to check on the oracle's episodes")
     args = parser.parse_args()
     controller = node_parameters(read_parameter_file(config_path(args.config)), "mpc_controller")
@@ -174,10 +201,11 @@ def main() -> None:
     if model is not None and (model.state_dim, model.action_dim) != (task.state_dim, task.action_dim):
         raise SystemExit(f"{args.model} models {model.state_dim} states and {model.action_dim} actions; the task "
                          f"{task.name} has {task.state_dim} and {task.action_dim}")
-    successes, predicted, true = [], [], []
-    for _ in range(args.episodes):
-        episode.reset()
-        states, actions = [episode.state()], []
+    successes, goals, predicted, true = [], [], [], []
+    for seed in episode_seeds(episode, args.seed, args.episodes, args.goal_turns):
+        start = episode.reset(seed)
+        goals.append(task.goal_turn(start) if args.goal_turns else "")
+        states, actions = [start], []
         optimizer.reset()
         mean, started = optimizer.default_mean(mpc.horizon), time.monotonic()
         while not episode.done:
@@ -189,7 +217,8 @@ def main() -> None:
             mean = torch.cat([plan[1:], optimizer.default_mean(1)])  # the shifted warm start, as MPC.plan
         summary = episode.summary()
         successes.append(summary.success)
-        print(f"  episode seed {summary.seed}: return {summary.episode_return:.1f}, success {summary.success}, "
+        goal = f" ({goals[-1]})" if goals[-1] else ""
+        print(f"  episode seed {summary.seed}{goal}: return {summary.episode_return:.1f}, success {summary.success}, "
               f"{summary.length} steps ({time.monotonic() - started:.0f} s)", flush=True)
         if model is not None and len(actions) >= mpc.horizon:
             episode_predicted, episode_true = window_gains(model, task, np.array(states),
@@ -197,6 +226,9 @@ def main() -> None:
             predicted.append(episode_predicted)
             true.append(episode_true)
     print(f"  success rate {100 * np.mean(successes):.0f} % over {len(successes)} episodes")
+    for goal in sorted(set(goals) - {""}):
+        wins = [success for success, g in zip(successes, goals, strict=True) if g == goal]
+        print(f"    {goal}: {sum(wins)} of {len(wins)}")
     if predicted:
         predicted, true = torch.cat(predicted), torch.cat(true)
         correlation = float(torch.corrcoef(torch.stack([predicted, true]))[0, 1])

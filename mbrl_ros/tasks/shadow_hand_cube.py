@@ -135,6 +135,16 @@ class ShadowHandCube(Task):
         object_orientation = state[..., self.layout["object_orientation"]]
         return quaternion_angle(object_orientation, state[..., self.layout["goal_orientation"]])
 
+    def goal_turn(self, state: np.ndarray) -> str:
+        """The turn from the cube's orientation in ``state`` (S,) to the goal's, named by the world axis it is
+        nearest to and its sign: ``"x+"`` is a positive turn about x (toward the fingertips), ``"y-"`` a negative
+        one about y (the fingers' own axis)."""
+        cube = np.asarray(state[self.layout["object_orientation"]], dtype=float)
+        turn = _multiply(np.asarray(state[self.layout["goal_orientation"]], dtype=float), cube * [1, -1, -1, -1])
+        turn *= 1.0 if turn[0] >= 0 else -1.0  # the same rotation with w >= 0: its vector part points along the axis
+        axis = int(np.abs(turn[1:]).argmax())
+        return "xyz"[axis] + ("+" if turn[1 + axis] > 0 else "-")
+
     def reward(self, state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:
         return -self.orientation_error(next_state) - self.drop_penalty * self.dropped(next_state).to(next_state.dtype)
 

@@ -122,13 +122,20 @@ def _goal_turn_quaternion(simulation: TaskSimulation, state: np.ndarray) -> np.n
 def _goal_turns(goal_axes: str, seeds: range) -> set[str]:
     """The goals drawn on ``seeds``, each as the cube's quarter turn about a world axis, e.g. ``x+``."""
     simulation = TaskSimulation(ShadowHandCube(goal_axes=goal_axes))
-    turns = set()
-    for seed in seeds:
-        turn = _goal_turn_quaternion(simulation, simulation.reset(seed))
-        turn *= np.sign(turn[0])
-        axis = int(np.abs(turn[1:]).argmax())
-        turns.add("xyz"[axis] + ("+" if turn[1 + axis] > 0 else "-"))
-    return turns
+    return {simulation.task.goal_turn(simulation.reset(seed)) for seed in seeds}
+
+
+def test_the_goal_turn_is_named_by_its_nearest_world_axis_and_sign():
+    task = ShadowHandCube()
+    cube = np.array([np.cos(0.3), 0.0, 0.0, np.sin(0.3)])  # the cube yawed 0.6 rad about z
+    for name, axis in (("x", [1.0, 0, 0]), ("y", [0, 1.0, 0]), ("z", [0, 0, 1.0])):
+        for sign in (1, -1):
+            turn = np.array([np.cos(np.pi / 4), *(sign * np.sin(np.pi / 4) * np.array(axis))])
+            goal = np.zeros(4)
+            mujoco.mju_mulQuat(goal, turn, cube)
+            state = np.zeros(task.state_dim)
+            state[task.layout["object_orientation"]], state[task.layout["goal_orientation"]] = cube, -goal
+            assert task.goal_turn(state) == name + ("+" if sign > 0 else "-")
 
 
 def test_signed_goal_axes_turn_the_cube_one_way_only():
