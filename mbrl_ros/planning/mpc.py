@@ -20,7 +20,7 @@ from mbrl_ros.planning.propagation import PROPAGATION_MODES, RewardFn, Terminati
 from mbrl_ros.planning.registry import PLANNERS, make_optimizer
 from mbrl_ros.planning.sampling import make_generators
 from mbrl_ros.policies.network import PolicyNetwork
-from mbrl_ros.settings import dataclass_from_dict, is_integer
+from mbrl_ros.settings import dataclass_from_dict, is_integer, is_number
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,11 @@ class MPCConfig:
             middle of the action bounds).
         disagreement_penalty: weight of the ensemble-disagreement penalty on rewards (0: off; < 0: a bonus).
         discount: per-step discount of predicted rewards.
+        offset_correction: offset-free MPC: the model's error on the last control step (the state reached minus
+            the members' mean prediction from the last plan's start state and first action) is added to every
+            predicted state of the next plan, as a disturbance that persists (Pannocchia and Rawlings 2003). It
+            assumes that the last plan's first action was executed, one control step ago (``shift_steps`` 1).
+        offset_decay: the disturbance added at predicted step t is scaled by ``offset_decay ** t`` (1: constant).
         seed: seed of the planner's random numbers: an int (problem b of a batch uses seed + b), one int per
             problem, or None (random).
         device: torch device of the planning computation ("cpu", "cuda", "cuda:1", ...).
@@ -54,6 +59,8 @@ class MPCConfig:
     warm_start: bool = True
     disagreement_penalty: float = 0.0
     discount: float = 1.0
+    offset_correction: bool = False
+    offset_decay: float = 1.0
     seed: int | Sequence[int] | None = None
     device: str = "cpu"
 
@@ -70,7 +77,9 @@ class MPCConfig:
             raise ValueError(f"unknown propagation {self.propagation!r}; choose from {list(PROPAGATION_MODES)}")
         if self.particles is not None:
             check_positive_int("particles", self.particles)
-        for name in ("sample_aleatoric", "warm_start"):
+        if not (is_number(self.offset_decay) and 0 <= self.offset_decay <= 1):
+            raise ValueError(f"offset_decay must be in [0, 1], got {self.offset_decay!r}")
+        for name in ("sample_aleatoric", "warm_start", "offset_correction"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         seeds = self.seed if isinstance(self.seed, Sequence) and not isinstance(self.seed, str) else [self.seed]
@@ -230,6 +239,8 @@ class MPC:
         self._seed = seed
         self._generators: list[torch.Generator] | None = None
         self._plan: Tensor | None = None  # (B, H, A) last plan
+        self._plan_states: Tensor | None = None  # (B, S) the states it started from
+        self.evaluator.set_disturbance(None)
         self._executed = 0  # actions of the last plan executed by act()
         self.optimizer.reset()
 
@@ -284,6 +295,8 @@ class MPC:
         elif self._plan is not None and steps > 0:
             self.optimizer.shift(steps)
         with torch.no_grad():
+            if self.config.offset_correction:
+                self._estimate_disturbance(states, steps)
             if isinstance(self.optimizer, PolicyGuidedCEM):
                 plan = self.optimizer.plan(self.evaluator, states, initial_mean, generators, deadline)
             else:
@@ -300,8 +313,25 @@ class MPC:
             evaluations=stats.evaluations, model_steps=self.evaluator.model_steps - model_steps,
             predicted_returns=rollout.returns[:, 0].cpu(), disagreements=rollout.disagreement.mean(dim=(1, 2, 3)).cpu(),
         )
-        self._plan, self._executed = plan, 0
+        self._plan, self._plan_states, self._executed = plan, states, 0
         return plan.clone() if batched else plan[0].clone()
+
+    def _estimate_disturbance(self, states: Tensor, steps: int) -> None:
+        """Offset-free MPC: the disturbance of the next rollouts from the model's error on the last step.
+
+        One control step after the last plan (``steps`` 1) it is ``states`` minus the members' mean prediction
+        from that plan's start states and first action; with no step since, the last estimate stays; otherwise
+        (a new episode, a gap) there is none.
+        """
+        if steps == 0 and self._plan_states is not None and self._plan_states.shape == states.shape:
+            return
+        if steps != 1 or self._plan is None or self._plan_states.shape != states.shape:
+            self.evaluator.set_disturbance(None)
+            return
+        predicted = self.evaluator.model.predict_mean(self._plan_states, self._plan[:, 0]).mean(dim=0)
+        disturbance = states - predicted
+        self.evaluator.set_disturbance(disturbance if torch.isfinite(disturbance).all() else None,
+                                       self.config.offset_decay)
 
     def act(self, state: Tensor | Sequence[float]) -> Tensor:
         """The action for ``state`` (S,) -> (A,), or for a batch (B, S) -> (B, A).

@@ -21,6 +21,9 @@ disagreement (mean over state dimensions of the standard deviation of the member
 the same input) from every step's reward; a negative weight makes it a bonus (optimism: plans seek what
 the members disagree on, to explore). In the ts modes that takes an all-member forward, E times the work of
 the plain step.
+
+A disturbance (:meth:`TrajectoryEvaluator.set_disturbance`, one (S,) vector per start state) is added to every
+predicted state, scaled by ``decay ** t`` at step t: offset-free MPC's estimate of what the model misses.
 """
 
 import math
@@ -104,7 +107,20 @@ class TrajectoryEvaluator:
         self.disagreement_penalty = float(disagreement_penalty)
         self.discount = float(discount)
         self.model_steps = 0  # (member, row) forward evaluations so far
+        self.disturbance: Tensor | None = None  # (B, S) added to every predicted state (set_disturbance)
+        self.disturbance_decay = 1.0
         self.set_model(model)
+
+    def set_disturbance(self, disturbance: Tensor | None, decay: float = 1.0) -> None:
+        """Adds ``disturbance`` (B, S) (one vector per start state, state units) times ``decay ** t`` to every
+        state predicted at step t = 0, 1, ... of the rollouts that follow; None: no disturbance."""
+        if not (is_number(decay) and 0 <= decay <= 1):
+            raise ValueError(f"the disturbance decay must be in [0, 1], got {decay!r}")
+        if disturbance is not None and (disturbance.ndim != 2 or disturbance.shape[1] != self.state_dim
+                                        or not torch.isfinite(disturbance).all()):
+            raise ValueError(f"the disturbance must be a finite (B, {self.state_dim}) tensor, got "
+                             f"{tuple(disturbance.shape)}")
+        self.disturbance, self.disturbance_decay = disturbance, float(decay)
 
     def set_model(self, model: DynamicsModel) -> None:
         """Uses ``model`` from now on; checks that it fits the propagation mode and particle count."""
@@ -182,6 +198,7 @@ class TrajectoryEvaluator:
         total = torch.zeros(rows, dtype=x.dtype, device=x.device)
         need_disagreement = record or self.disagreement_penalty != 0
         assignment = self._assign(generators, batch, count * particles, x.device)
+        disturbance = self._disturbance_rows(batch, count * particles)
         history: dict[str, list[Tensor]] = {"states": [x], "members": [], "rewards": [], "disagreement": [],
                                             "alive": []}
         for t in range(horizon):
@@ -193,6 +210,8 @@ class TrajectoryEvaluator:
                 action = feedback(t, x.view(batch, count, particles, size)).reshape(rows, -1)
             next_x, members, disagreement = self._step(x, action, assignment, generators, batch,
                                                        need_disagreement, first=t == 0)
+            if disturbance is not None:
+                next_x = next_x + (self.disturbance_decay**t) * disturbance
             reward = self.reward_fn(x, action, next_x)
             if reward.shape != (rows,):
                 raise ValueError(f"reward_fn returned shape {tuple(reward.shape)} for {rows} transitions; "
@@ -220,6 +239,15 @@ class TrajectoryEvaluator:
         trajectories = torch.stack(history["states"], dim=1).view(batch, count, particles, horizon + 1, size)
         return returns, Rollout(trajectories, stacked("members"), stacked("rewards"), stacked("disagreement"),
                                 stacked("alive"), returns)
+
+    def _disturbance_rows(self, batch: int, rows_per_problem: int) -> Tensor | None:
+        """The disturbance of each (b, n, p)-ordered row, (R, S), or None."""
+        if self.disturbance is None:
+            return None
+        if self.disturbance.shape[0] != batch:
+            raise ValueError(f"the disturbance is set for {self.disturbance.shape[0]} start state(s), the rollout "
+                             f"has {batch}")
+        return self.disturbance.repeat_interleave(rows_per_problem, dim=0)
 
     def _check_inputs(self, states: Tensor, action_sequences: Tensor) -> tuple[int, int, int, int]:
         if states.ndim != 2 or states.shape[1] != self.state_dim:
