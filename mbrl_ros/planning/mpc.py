@@ -323,9 +323,10 @@ class MPC:
         from that plan's start states and first action; with no step since, the last estimate stays; otherwise
         (a new episode, a gap) there is none.
         """
-        if steps == 0 and self._plan_states is not None and self._plan_states.shape == states.shape:
+        same_problems = self._plan_states is not None and self._plan_states.shape == states.shape
+        if steps == 0 and same_problems:
             return
-        if steps != 1 or self._plan is None or self._plan_states.shape != states.shape:
+        if steps != 1 or not same_problems:
             self.evaluator.set_disturbance(None)
             return
         predicted = self.evaluator.model.predict_mean(self._plan_states, self._plan[:, 0]).mean(dim=0)

@@ -64,3 +64,8 @@ def test_the_disturbance_decays_along_the_horizon():
 def test_an_offset_decay_outside_0_1_is_rejected(decay):
     with pytest.raises(ValueError, match="offset_decay"):
         MPCConfig(offset_decay=decay)
+
+
+def test_an_offset_correction_that_is_not_true_or_false_is_rejected():
+    with pytest.raises(ValueError, match="offset_correction must be true or false"):
+        MPCConfig(offset_correction="yes")
