@@ -6,7 +6,8 @@ seeds. Everything is chosen by name in a :class:`MPCConfig` (a plain mapping in 
 """
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,6 +38,9 @@ class MPCConfig:
         replan_every: actions of a plan that :meth:`MPC.act` executes before it plans again.
         warm_start: start each plan from the last one shifted by the steps taken since (else from the
             middle of the action bounds).
+        cold_start_iterations: optimizer iterations of a plan that starts from the middle of the bounds (an
+            episode's first plan, or every plan without ``warm_start``), which has no earlier plan to refine;
+            None: the optimizer's own ``iterations``. Only for optimizers with iterations (not random shooting).
         disagreement_penalty: weight of the ensemble-disagreement penalty on rewards (0: off; < 0: a bonus).
         discount: per-step discount of predicted rewards.
         offset_correction: offset-free MPC: the model's error on the last control step (the state reached minus
@@ -57,6 +61,7 @@ class MPCConfig:
     sample_aleatoric: bool = True
     replan_every: int = 1
     warm_start: bool = True
+    cold_start_iterations: int | None = None
     disagreement_penalty: float = 0.0
     discount: float = 1.0
     offset_correction: bool = False
@@ -77,6 +82,8 @@ class MPCConfig:
             raise ValueError(f"unknown propagation {self.propagation!r}; choose from {list(PROPAGATION_MODES)}")
         if self.particles is not None:
             check_positive_int("particles", self.particles)
+        if self.cold_start_iterations is not None:
+            check_positive_int("cold_start_iterations", self.cold_start_iterations)
         if not (is_number(self.offset_decay) and 0 <= self.offset_decay <= 1):
             raise ValueError(f"offset_decay must be in [0, 1], got {self.offset_decay!r}")
         for name in ("sample_aleatoric", "warm_start", "offset_correction"):
@@ -179,6 +186,9 @@ class MPC:
         self.config = MPCConfig.from_dict({**(config or {}), **overrides})
         self.device = torch.device(self.config.device)
         self.optimizer = make_optimizer(self.config.optimizer, action_low, action_high, **self.config.optimizer_params)
+        if self.config.cold_start_iterations is not None and not hasattr(self.optimizer, "iterations"):
+            raise ValueError(f"cold_start_iterations needs an optimizer with iterations; {self.config.optimizer!r} "
+                             "has none")
         self._check_model(model)
         self.evaluator = TrajectoryEvaluator(
             model.to(self.device), reward_fn, termination_fn, self.config.propagation, self.config.particles,
@@ -290,11 +300,12 @@ class MPC:
             raise ValueError(f"shift_steps must be an integer >= 0, got {steps!r}")
         start, model_steps = time.perf_counter(), self.evaluator.model_steps
         initial_mean = self.warm_start_mean(batch, steps)
+        cold = not self.config.warm_start or self._plan is None
         if not self.config.warm_start:
             self.optimizer.reset()  # nothing carried over, iCEM's elites included
         elif self._plan is not None and steps > 0:
             self.optimizer.shift(steps)
-        with torch.no_grad():
+        with torch.no_grad(), self._iterations_for(cold):
             if self.config.offset_correction:
                 self._estimate_disturbance(states, steps)
             if isinstance(self.optimizer, PolicyGuidedCEM):
@@ -315,6 +326,19 @@ class MPC:
         )
         self._plan, self._plan_states, self._executed = plan, states, 0
         return plan.clone() if batched else plan[0].clone()
+
+    @contextmanager
+    def _iterations_for(self, cold: bool) -> Iterator[None]:
+        """Runs the optimizer at ``cold_start_iterations`` for a cold plan, else at its own iterations."""
+        if not cold or self.config.cold_start_iterations is None:
+            yield
+            return
+        iterations = self.optimizer.iterations
+        self.optimizer.iterations = self.config.cold_start_iterations
+        try:
+            yield
+        finally:
+            self.optimizer.iterations = iterations
 
     def _estimate_disturbance(self, states: Tensor, steps: int) -> None:
         """Offset-free MPC: the disturbance of the next rollouts from the model's error on the last step.

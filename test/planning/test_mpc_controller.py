@@ -58,6 +58,39 @@ def test_shift_plan_by_several_steps_and_without_warm_start():
     assert all(torch.equal(mean, torch.zeros(1, 8, 1)) for mean in seen)
 
 
+@pytest.mark.parametrize("optimizer", ["cem", "mppi", "icem", "poplin_a_init"])
+def test_a_cold_plan_runs_the_cold_start_iterations_and_warm_ones_the_optimizers(optimizer):
+    mpc = cartpole_mpc(optimizer=optimizer, optimizer_params={"iterations": 2}, cold_start_iterations=5)
+    state = torch.tensor([0.0, math.pi, 0.0, 0.0])
+    iterations = []
+    for episode in range(2):
+        mpc.reset(episode)
+        for _ in range(3):
+            mpc.act(state)
+            iterations.append(mpc.last_stats.iterations)
+    assert iterations == [5, 2, 2, 5, 2, 2]  # the first plan of each episode starts from nothing
+    assert mpc.optimizer.iterations == 2
+    unwarmed = cartpole_mpc(optimizer=optimizer, optimizer_params={"iterations": 2}, cold_start_iterations=4,
+                            warm_start=False)
+    for _ in range(2):
+        unwarmed.act(state)
+        assert unwarmed.last_stats.iterations == 4
+
+
+def test_more_cold_start_iterations_find_a_better_first_plan():
+    state = torch.tensor([0.0, math.pi, 0.0, 0.0])
+    first_returns = {}
+    for cold in (1, 12):
+        returns = []
+        for seed in range(6):
+            mpc = cartpole_mpc(optimizer_params={"population": 30, "iterations": 1}, cold_start_iterations=cold,
+                               seed=seed)
+            mpc.plan(state)
+            returns.append(mpc.last_stats.predicted_return)
+        first_returns[cold] = sum(returns) / len(returns)
+    assert first_returns[12] > first_returns[1]
+
+
 def test_replan_every_k_executes_k_actions_of_each_plan():
     mpc = cartpole_mpc(replan_every=3)
     seen = record_initial_means(mpc)
@@ -175,6 +208,7 @@ def test_configs_are_validated_with_clear_errors():
         ({"optimizer": "newton"}, "unknown optimizer"),
         ({"propagation": "ts2"}, "unknown propagation"),
         ({"particles": -1}, "particles"),
+        ({"cold_start_iterations": 0}, "cold_start_iterations"),
         ({"warm_start": "yes"}, "warm_start"),
         ({"device": "abacus"}, "device"),
         ({"horizons": 5}, r"unknown MPC setting\(s\) \['horizons'\]"),
@@ -187,6 +221,8 @@ def test_configs_are_validated_with_clear_errors():
         MPC(TASK.model(), TASK.reward, TASK.action_low, TASK.action_high, optimizer_params={"elite": 3})
     with pytest.raises(ValueError, match="action dimension"):
         MPC(TASK.model(), TASK.reward, [-1.0, -1.0], [1.0, 1.0], propagation="deterministic")
+    with pytest.raises(ValueError, match="cold_start_iterations needs an optimizer with iterations"):
+        cartpole_mpc(optimizer="random_shooting", optimizer_params={}, cold_start_iterations=3)
 
 
 def test_a_deadline_cuts_the_plan_short():
