@@ -37,6 +37,7 @@ Publishes ``~/status`` (mbrl_ros/PlannerStatus) after every plan and ``/diagnost
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -92,7 +93,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "state_timeout": (0.5, "s (wall clock) after which a state is stale: hold the last command and report"),
     "exploration_beta": (0.3, "smoothing of the exploratory random actions before any model (1: white)"),
     "planner_threads": (1, "torch threads of the planner (1 keeps the command timer's jitter low)"),
-    "seed": (0, "seed of the planner and the exploration"),
+    "seed": (0, "seed of the exploration and of the planner; after the k-th episode end it plans with seed + k"),
     "model_dir": ("", "plan from the start with the newest model there (mbrl-ros train output, a learner data_dir "
                       "or a model directory); '' explores until the learner publishes one"),
     "goal_topic": ("~/goal", "sensor_msgs/JointState goal posture, by joint name (joint_posture task)"),
@@ -102,6 +103,15 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "episode_model_wait": (0.0, "lockstep: s (wall clock) to hold the next episode's first state after an episode "
                                 "end until a newer model arrives (train between episodes, as PETS); 0: no wait"),
 }
+
+
+def offset_seed(seed: int | Sequence[int] | None, offset: int) -> int | list[int] | None:
+    """The planner's seed(s) moved by ``offset`` (one per episode), None staying None (unseeded)."""
+    if seed is None:
+        return None
+    if isinstance(seed, int):
+        return seed + offset
+    return [s + offset for s in seed]
 
 
 class MpcController(Node):
@@ -142,6 +152,7 @@ class MpcController(Node):
         self._plans_at: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._mpc: MPC | None = None
         self._worker: PlannerWorker | None = None
+        self._episodes_ended = 0  # episode ends received: the planner's seed offset
 
         bridge, controller = value["bridge"], value["controller"].rstrip("/")
         self._command_interface = value["command_interface"]
@@ -372,7 +383,7 @@ class MpcController(Node):
         with self._lock:
             policy = self._policy if self.mpc_config.optimizer.startswith("poplin") else None
         self._mpc = MPC(model, self.task.reward, low, high, self.mpc_config, termination_fn=self.task.terminated,
-                        policy=policy)
+                        policy=policy, seed=offset_seed(self.mpc_config.seed, self._episodes_ended))
         self.model_version = version
         self._worker = PlannerWorker(self._plan, self._dt, on_plan=self._after_plan, on_error=self._on_planner_error)
         if self.mode == "realtime":
@@ -457,8 +468,10 @@ class MpcController(Node):
 
     # ------------------------------------------------------------------------------------------ services
     def _on_episode_end(self, msg: EpisodeSummary) -> None:
+        self._episodes_ended += 1
         if self._mpc is not None and self._worker is not None:
-            self._worker.between_plans(self._mpc.reset)
+            seed = offset_seed(self.mpc_config.seed, self._episodes_ended)
+            self._worker.between_plans(lambda: self._mpc.reset(seed))  # seeded: a lockstep run repeats
             if isinstance(self._mpc.optimizer, PolicyGuidedCEM):
                 self._worker.between_plans(self._mpc.optimizer.distill)
         if self.mode == "lockstep" and self.planner == "mpc" and self._episode_model_wait > 0:

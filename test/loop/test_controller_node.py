@@ -180,3 +180,37 @@ def test_lockstep_holds_the_next_episode_until_the_model_trained_on_the_last_arr
     assert wait_for(lambda: len(robot.commands) == 5, timeout=10), "the wait never timed out"
     assert controller._awaiting_model is None and controller.model_version == 1
     assert np.all(np.isfinite(np.array(robot.commands)))
+
+
+def second_episode_commands(ros_executor, model) -> list[np.ndarray]:
+    """Commands of a fresh lockstep controller (seed 0, the model given) for 3 states, an episode end, 3 more."""
+    overrides = {"task": "cartpole_swingup", "mode": "lockstep", "controller": "robot_controller",
+                 "bridge": "fake_bridge", "planner_threads": 1, **SMALL_PLANNER}
+    robot = FakeRobot(ros_executor)
+    episodes = robot.node.create_publisher(EpisodeSummary, "/fake_bridge/episode", QOS)
+    controller = MpcController(context=ros_executor.context,
+                               parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+    ros_executor.add_node(controller)
+    try:
+        assert wait_for(lambda: robot.states.get_subscription_count() > 0 and episodes.get_subscription_count() > 0
+                        and controller._commands.get_subscription_count() > 0, timeout=10)
+        robot.publish_model(model, version=1)
+        assert wait_for(lambda: controller.model_version == 1, timeout=10)
+        for answered in range(1, 7):
+            if answered == 4:
+                end_episode(robot, episodes)
+                assert wait_for(lambda: controller._episodes_ended == 1, timeout=10)
+            robot.publish_state(position=(0.1 * answered, math.pi - 0.2 * answered))
+            assert wait_for(lambda answered=answered: len(robot.commands) >= answered, timeout=10)
+        return robot.commands
+    finally:
+        detach_node(ros_executor, controller)
+        detach_node(ros_executor, robot.node)
+
+
+def test_a_seeded_lockstep_controller_repeats_its_commands_after_an_episode_end(ros_executor):
+    torch.manual_seed(0)
+    model = model_to_payload(DeterministicMLP(4, 1, hidden_layers=1, hidden_units=16))
+    first, second = (second_episode_commands(ros_executor, model) for _ in range(2))
+    assert len(first) == len(second) == 6
+    np.testing.assert_array_equal(np.array(first), np.array(second))  # the next episode's plans are seeded too
