@@ -275,7 +275,7 @@ class MPC:
     def warm_start_mean(self, batch: int, shift_steps: int) -> Tensor:
         """(B, H, A) initial mean of the next plan: the last plan shifted by ``shift_steps``, or the default."""
         default = self.optimizer.default_mean(self.horizon, self.device).expand(batch, -1, -1)
-        if not self.config.warm_start or self._plan is None:
+        if self._starts_cold():
             return default.clone()
         return shift_plan(self._plan, shift_steps, default)
 
@@ -300,7 +300,7 @@ class MPC:
             raise ValueError(f"shift_steps must be an integer >= 0, got {steps!r}")
         start, model_steps = time.perf_counter(), self.evaluator.model_steps
         initial_mean = self.warm_start_mean(batch, steps)
-        cold = not self.config.warm_start or self._plan is None
+        cold = self._starts_cold()
         if not self.config.warm_start:
             self.optimizer.reset()  # nothing carried over, iCEM's elites included
         elif self._plan is not None and steps > 0:
@@ -326,6 +326,10 @@ class MPC:
         )
         self._plan, self._plan_states, self._executed = plan, states, 0
         return plan.clone() if batched else plan[0].clone()
+
+    def _starts_cold(self) -> bool:
+        """Whether the next plan starts from the middle of the bounds: no warm start, or no plan yet."""
+        return not self.config.warm_start or self._plan is None
 
     @contextmanager
     def _iterations_for(self, cold: bool) -> Iterator[None]:
