@@ -5,6 +5,9 @@ It persists every transition (crash-safe replay buffer), retrains the model in a
 ``RetrainPolicy.fresh_every`` releases, from a freshly initialised model), and releases each new model with an
 increasing version: stored atomically on disk and handed to ``on_release`` (the ROS node
 publishes it). A learner reopened on the same directory resumes its transitions, model and version.
+
+A fresh model's initial weights are drawn from the trainer's seed, as are the split, the bootstrap and the batch
+order: learners fed the same transitions release the same models.
 """
 
 import logging
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mbrl_ros.data import DEFAULT_FLUSH_INTERVAL, ReplayBuffer
 from mbrl_ros.learning.model_store import ModelStore
@@ -77,7 +81,8 @@ class Learner:
     Args:
         data_dir: transitions go to ``data_dir/transitions``, models to ``data_dir/models``, training curves to
             ``data_dir/training.csv``; an existing directory is resumed.
-        model_factory: builds a fresh, untrained model (also fixes the state and action sizes).
+        model_factory: builds a fresh, untrained model (also fixes the state and action sizes); it is called with
+            torch's global generator seeded from ``trainer_config.seed``.
         trainer_config: how each round trains.
         policy: when to retrain.
         on_release: called (in the training thread) with every new release; a resumed model is
@@ -98,7 +103,8 @@ class Learner:
         self.policy = policy or RetrainPolicy()
         self._on_release = on_release
         self._model_factory, self._trainer_config = model_factory, trainer_config
-        model = model_factory()
+        self._seed = (trainer_config or TrainerConfig()).seed
+        model = self._fresh_model()
         self.store = ModelStore(self.data_dir / "models")
         self.version = self.store.latest_version()
         if self.version:
@@ -170,7 +176,7 @@ class Learner:
             self._new_transitions = 0
             trainer, fresh_every = self.trainer, self.policy.fresh_every
             if self.version and fresh_every and (self.version + 1) % fresh_every == 0:
-                trainer = ModelTrainer(self._model_factory(), self._trainer_config, self.trainer.csv_path)
+                trainer = ModelTrainer(self._fresh_model(), self._trainer_config, self.trainer.csv_path)
             result = trainer.fit_buffer(self.buffer, on_epoch=stop_when_closing)
             if interrupted:
                 return None
@@ -187,6 +193,13 @@ class Learner:
         if self._on_release is not None:
             self._on_release(release)
         return release
+
+    def _fresh_model(self) -> LearnedDynamicsModel:
+        """A new model from the factory, its initial weights drawn from the seed (the global generator's state
+        outside is left as it was)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self._seed)
+            return self._model_factory()
 
     def close(self) -> None:
         """Ends a round in progress at its epoch's end (dropping it), stops the training thread, flushes the buffer."""

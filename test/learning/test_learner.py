@@ -1,5 +1,6 @@
 """Learner and ModelStore: persisted transitions, background retraining, versioned models, resume."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -164,12 +165,11 @@ def test_every_fresh_every_th_version_is_trained_afresh_and_the_others_continue(
     try:
         learner.add(*data)
         learner.train_now()
-        torch.manual_seed(7)  # the fresh model's initial weights
         second = learner.train_now()
         third = learner.train_now()
     finally:
         learner.close()
-    torch.manual_seed(7)
+    torch.manual_seed(7)  # the global generator does not decide a learner's initial weights
     scratch = Learner(tmp_path / "scratch", small_model, FAST_TRAINING, RetrainPolicy(every_transitions=0))
     try:
         scratch.add(*data)
@@ -182,6 +182,26 @@ def test_every_fresh_every_th_version_is_trained_afresh_and_the_others_continue(
     continued = released_weights(third)
     assert not all(torch.equal(got[name], continued[name]) for name in got), "version 3 was not trained"
     assert third.version == 3 and learner.store.latest_version() == 3
+
+
+def test_learners_of_one_seed_fed_the_same_transitions_release_the_same_models(tmp_path):
+    data = linear_system(400, seed=0)
+    policy = RetrainPolicy(every_transitions=0, fresh_every=3)
+
+    def releases(name: str, seed: int, global_seed: int) -> list[dict[str, torch.Tensor]]:
+        torch.manual_seed(global_seed)  # the global generator, in another state for each learner
+        learner = Learner(tmp_path / name, small_model, dataclasses.replace(FAST_TRAINING, seed=seed), policy)
+        try:
+            learner.add(*data)
+            return [released_weights(learner.train_now()) for _ in range(3)]  # the third afresh
+        finally:
+            learner.close()
+
+    first, again, other_seed = releases("first", 0, 10), releases("again", 0, 11), releases("other", 1, 10)
+    for version, (expected, got) in enumerate(zip(first, again), start=1):
+        assert all(torch.equal(expected[name], got[name]) for name in expected), f"version {version} differs"
+    assert not any(torch.equal(first[0][name], other_seed[0][name]) for name in first[0]), \
+        "another seed released the same model"
 
 
 @pytest.mark.parametrize("fields", [{"fresh_every": -1}, {"fresh_every": True}, {"fresh_every": 2.5},
