@@ -26,7 +26,7 @@ seed), for each seed: the return of every episode; prints the mean over seeds pe
 (>= 180 by episode 5, >= 195 by episode 10) and writes ``bench/results/bench_loop_p3.png``.
 
     .venv/bin/python bench/bench_loop.py --part p2 [--seconds 30] [--subscriber-priority 10]
-    .venv/bin/python bench/bench_loop.py --part p3 [--seeds 3] [--episodes 10] [--config cartpole_swingup]
+    .venv/bin/python bench/bench_loop.py --part p3 [--seeds 3] [--first-seed 0] [--episodes 10] [--config FILE]
     .venv/bin/python bench/bench_loop.py --part hand [--sim-minutes 60] [--block 5] [--config shadow_hand_cube]
     .venv/bin/python bench/bench_loop.py --quick     # p2 and p3, briefly
 Needs the environment of `make test` (DDS on loopback): run it through `make bench` or export the two variables.
@@ -181,13 +181,13 @@ def period_deviation_ms(arrivals: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(arrivals) - 1.0 / COMMAND_RATE) * 1e3
 
 
-def p3(seeds: int, episodes: int, quick: bool, config_name: str) -> None:
+def p3(seeds: int, episodes: int, quick: bool, config_name: str, first_seed: int = 0) -> None:
     from mbrl_ros.runner import RunOptions, run
 
     returns = np.full((seeds, episodes), np.nan)
     base = yaml.safe_load(config_path(config_name).read_text())
     with tempfile.TemporaryDirectory() as scratch:
-        for seed in range(seeds):
+        for row, seed in enumerate(range(first_seed, first_seed + seeds)):
             config = yaml.safe_load(yaml.safe_dump(base))
             for section in ("mujoco_bridge", "mpc_controller"):
                 config[section]["ros__parameters"]["seed"] = seed
@@ -199,8 +199,8 @@ def p3(seeds: int, episodes: int, quick: bool, config_name: str) -> None:
             records = []
             run(RunOptions(path, episodes=episodes, mode="lockstep", run_dir=Path(scratch) / f"run{seed}"),
                 records.append)
-            returns[seed] = [r.episode_return for r in records]
-            print(f"  seed {seed}: " + " ".join(f"{r:.0f}" for r in returns[seed]), flush=True)
+            returns[row] = [r.episode_return for r in records]
+            print(f"  seed {seed}: " + " ".join(f"{r:.0f}" for r in returns[row]), flush=True)
     mean = returns.mean(axis=0)
     print(f"P3 cart-pole swing-up, lockstep, {seeds} seed(s): mean return per episode "
           + " ".join(f"{r:.0f}" for r in mean))
@@ -214,8 +214,8 @@ def p3(seeds: int, episodes: int, quick: bool, config_name: str) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 4))
-    for seed in range(seeds):
-        axis.plot(range(1, episodes + 1), returns[seed], alpha=0.4)
+    for row in range(seeds):
+        axis.plot(range(1, episodes + 1), returns[row], alpha=0.4)
     axis.plot(range(1, episodes + 1), mean, "k-", linewidth=2, label="mean")
     axis.set(xlabel="episode", ylabel="return", title="cart-pole swing-up through the graph (lockstep)")
     axis.legend()
@@ -300,6 +300,7 @@ def main() -> None:
     parser.add_argument("--subscriber-priority", type=int, default=0,
                         help="P2: SCHED_FIFO priority of the subscribing process (0: the default policy)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="p3: the first seed (seeds run from it up)")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--sim-minutes", type=float, default=60.0, help="hand: simulated minutes to run")
     parser.add_argument("--block", type=float, default=5.0, help="hand: simulated minutes per success rate")
@@ -311,7 +312,7 @@ def main() -> None:
         p2(5.0 if args.quick else args.seconds, args.subscriber_priority)
     if args.part in (None, "p3"):
         p3(1 if args.quick else args.seeds, 2 if args.quick else args.episodes, args.quick,
-           args.config or "cartpole_swingup")
+           args.config or "cartpole_swingup", args.first_seed)
     if args.part == "hand":
         hand(args.sim_minutes, args.block, args.config or "shadow_hand_cube")
 
