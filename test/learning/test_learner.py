@@ -198,7 +198,7 @@ def test_learners_of_one_seed_fed_the_same_transitions_release_the_same_models(t
             learner.close()
 
     first, again, other_seed = releases("first", 0, 10), releases("again", 0, 11), releases("other", 1, 10)
-    for version, (expected, got) in enumerate(zip(first, again), start=1):
+    for version, (expected, got) in enumerate(zip(first, again, strict=True), start=1):
         assert all(torch.equal(expected[name], got[name]) for name in expected), f"version {version} differs"
     assert not any(torch.equal(first[0][name], other_seed[0][name]) for name in first[0]), \
         "another seed released the same model"
