@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from mbrl_ros.learning import Learner, RetrainPolicy
 from mbrl_ros.models import plot_training_curves
@@ -105,7 +104,6 @@ def train_from_bag(bag: str | os.PathLike, settings: LearnerSettings, output: st
     if len(train) < MIN_TRANSITIONS:
         raise OfflineDataError(f"{bag}: only {len(train)} transitions to train on ({len(data)} in the bag, "
                                f"{int(held_out.sum())} held out); training needs at least {MIN_TRANSITIONS}")
-    torch.manual_seed(settings.trainer.seed)
     learner = Learner(output, settings.model_factory(), dataclasses.replace(settings.trainer, progress=progress),
                       RetrainPolicy(every_transitions=0, on_episode_end=False, min_transitions=MIN_TRANSITIONS))
     try:

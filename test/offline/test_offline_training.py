@@ -128,6 +128,15 @@ def test_training_from_the_bag_reaches_the_validation_loss_of_the_live_transitio
     assert offline.validation_nll == pytest.approx(live_release.validation_nll, abs=0.02)
 
 
+def test_training_twice_from_one_bag_gives_the_same_model(recorded_run, trained, tmp_path):
+    # The trainer's seed draws the split, the bootstrap, the batch order and the initial weights.
+    again = tmp_path / "again"
+    assert cli.main(["train", "--bag", str(recorded_run / "bag"), "--config", str(CONFIG),
+                     "--output", str(again)]) == 0
+    weights = Path("models") / "v000001" / "weights.safetensors"
+    assert (again / weights).read_bytes() == (trained / weights).read_bytes()
+
+
 def test_the_report_scores_held_out_data_per_dimension_and_horizon(trained, settings):
     report = trained / "report"
     for name in ("one_step_error", "open_loop_error"):
