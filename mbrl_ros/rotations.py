@@ -5,6 +5,8 @@ import itertools
 import torch
 from torch import Tensor
 
+from mbrl_ros.tensors import constant_like
+
 
 def quaternion_multiply(a: Tensor, b: Tensor) -> Tensor:
     """Hamilton product ``a * b`` of (..., 4) quaternions (broadcasting)."""
@@ -28,7 +30,10 @@ def unit_quaternion(q: Tensor) -> Tensor:
 
 def quaternion_conjugate(q: Tensor) -> Tensor:
     """``[w, -x, -y, -z]`` of (..., 4) quaternions: the inverse rotation of a unit quaternion."""
-    return q * q.new_tensor([1.0, -1.0, -1.0, -1.0])
+    return q * constant_like(_CONJUGATE_SIGNS, q)
+
+
+_CONJUGATE_SIGNS = torch.tensor([1.0, -1.0, -1.0, -1.0])
 
 
 def quaternion_angle(a: Tensor, b: Tensor) -> Tensor:
@@ -85,5 +90,5 @@ def canonical_cube_rotation(rotation: Tensor) -> Tensor:
     Returns:
         (..., 3, 3) rotation matrices.
     """
-    traces = rotation.flatten(-2) @ _CUBE_TRACE_WEIGHTS.to(rotation)  # trace(R G) = sum_ij R_ij G_ji
-    return rotation @ _CUBE_ROTATIONS.to(rotation)[traces.argmax(dim=-1)]
+    traces = rotation.flatten(-2) @ constant_like(_CUBE_TRACE_WEIGHTS, rotation)  # trace(R G) = sum_ij R_ij G_ji
+    return rotation @ constant_like(_CUBE_ROTATIONS, rotation)[traces.argmax(dim=-1)]

@@ -17,6 +17,7 @@ from mbrl_ros.rotations import (
     unit_quaternion,
 )
 from mbrl_ros.settings import is_integer
+from mbrl_ros.tensors import constant_like
 
 MAX_HIDDEN_LAYERS = 64  # bounds what an architecture read from a file or a message can make us build
 _IDENTITY = torch.tensor([1.0, 0.0, 0.0, 0.0])  # the unit quaternion of no rotation
@@ -159,6 +160,8 @@ class LearnedDynamicsModel(DynamicsModel):
         special = set(angle_dims + invariant_dims + quaternion_components)
         plain_dims = [d for d in range(state_dim) if d not in special]
         self._plain_runs = _contiguous_runs(plain_dims)  # slices copy faster than an index gather
+        # an index list would be copied to the GPU at every call
+        self.register_buffer("_angle_index", torch.tensor(angle_dims, dtype=torch.long), persistent=False)
         input_dim = len(plain_dims) + 2 * len(angle_dims) + 9 * len(quaternion_dims) + action_dim
         self.input_normalizer = Normalizer(input_dim)
         self.target_normalizer = Normalizer(state_dim)
@@ -210,7 +213,7 @@ class LearnedDynamicsModel(DynamicsModel):
         there are none of them."""
         if not self.angle_dims and not self.invariant_dims and not self.quaternion_dims:
             return torch.cat([state, action], dim=-1)
-        angles = state[..., self.angle_dims]
+        angles = state[..., self._angle_index]
         rotations = [self._rotation_input(state[..., d:d + 4], d in self.cube_quaternion_dims)
                      for d in self.quaternion_dims]
         plain = [state[..., run] for run in self._plain_runs]
@@ -231,7 +234,7 @@ class LearnedDynamicsModel(DynamicsModel):
             turned, start = unit_quaternion(next_state[..., d:d + 4]), unit_quaternion(state[..., d:d + 4])
             increment = quaternion_multiply(turned, quaternion_conjugate(start))
             increment = torch.where(increment[..., :1] < 0, -increment, increment)
-            change[..., d:d + 4] = increment - _IDENTITY.to(increment)
+            change[..., d:d + 4] = increment - constant_like(_IDENTITY, increment)
         return change
 
     def next_state(self, state: Tensor, change: Tensor) -> Tensor:
@@ -239,7 +242,7 @@ class LearnedDynamicsModel(DynamicsModel):
         and each quaternion turned by its increment (normalised; the result is a unit quaternion)."""
         next_state = state + change
         for d in self.quaternion_dims:
-            increment = unit_quaternion(change[..., d:d + 4] + _IDENTITY.to(change))
+            increment = unit_quaternion(change[..., d:d + 4] + constant_like(_IDENTITY, change))
             next_state[..., d:d + 4] = quaternion_multiply(increment, unit_quaternion(state[..., d:d + 4]))
         return next_state
 

@@ -8,6 +8,7 @@ from mbrl_ros.sim.simulation import Simulation
 from mbrl_ros.tasks.base import Task
 from mbrl_ros.tasks.kinematics import SerialChain
 from mbrl_ros.tasks.layout import JointPositions, JointVelocities, StateLayout
+from mbrl_ros.tensors import constant_like
 
 _JOINTS = ("slider", "hinge")
 _INITIAL_NOISE = 0.1  # standard deviation of the initial joint positions (m, rad) and velocities (m/s, rad/s)
@@ -44,7 +45,7 @@ class CartpoleSwingUp(Task):
 
     def _tip_distance_squared(self, state: Tensor) -> Tensor:
         tip = self._tip(state[..., self.layout["qpos"]])
-        return ((tip - self._tip_goal.to(state.dtype)) ** 2).sum(-1)
+        return ((tip - constant_like(self._tip_goal, state)) ** 2).sum(-1)
 
     def reward(self, state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:
         upright = torch.exp(-self._tip_distance_squared(next_state) / self._pole_length**2)

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mbrl_ros.tensors import constant_like
+
 
 def _rotation_matrix(quaternion: np.ndarray) -> np.ndarray:
     matrix = np.zeros(9)
@@ -23,10 +25,10 @@ def _rotation_matrix(quaternion: np.ndarray) -> np.ndarray:
 def _axis_angle_matrices(axis: Tensor, angle: Tensor) -> Tensor:
     """Rotation matrices (N, 3, 3) about a unit ``axis`` (3,) by ``angle`` (N,) rad (Rodrigues)."""
     x, y, z = axis
-    zero = torch.zeros((), dtype=axis.dtype)
+    zero = torch.zeros((), dtype=axis.dtype, device=axis.device)
     cross = torch.stack([torch.stack([zero, -z, y]), torch.stack([z, zero, -x]), torch.stack([-y, x, zero])])
     sin, cos = angle.sin()[:, None, None], angle.cos()[:, None, None]
-    eye = torch.eye(3, dtype=axis.dtype)
+    eye = torch.eye(3, dtype=axis.dtype, device=axis.device)
     return eye + sin * cross + (1.0 - cos) * (cross @ cross)
 
 
@@ -76,21 +78,24 @@ class SerialChain:
         self._point = torch.as_tensor(np.asarray(point, dtype=np.float64))
 
     def __call__(self, joint_positions: Tensor) -> Tensor:
-        """World position (N, 3) of the point for joint positions (N, J) in :attr:`joint_names` order."""
-        dtype = joint_positions.dtype
+        """World position (N, 3) of the point for joint positions (N, J) in :attr:`joint_names` order, on their
+        device and in their dtype."""
+        def here(constant: Tensor) -> Tensor:
+            return constant_like(constant, joint_positions)
+
         batch = joint_positions.shape[0]
         position = joint_positions.new_zeros(batch, 3)
-        rotation = torch.eye(3, dtype=dtype).expand(batch, 3, 3)
+        rotation = torch.eye(3, dtype=joint_positions.dtype, device=joint_positions.device).expand(batch, 3, 3)
         for offset, body_rotation, joints in self._bodies:
-            position = position + rotation @ offset.to(dtype)
-            rotation = rotation @ body_rotation.to(dtype)
+            position = position + rotation @ here(offset)
+            rotation = rotation @ here(body_rotation)
             for kind, column, axis, anchor, reference in joints:
                 displacement = joint_positions[:, column] - reference
-                axis = axis.to(dtype)
+                axis = here(axis)
                 if kind == "slide":
                     position = position + (rotation @ axis) * displacement[:, None]
                 else:
-                    anchor_world = position + rotation @ anchor.to(dtype)
+                    anchor_world = position + rotation @ here(anchor)
                     rotation = rotation @ _axis_angle_matrices(axis, displacement)
-                    position = anchor_world - rotation @ anchor.to(dtype)
-        return position + rotation @ self._point.to(dtype)
+                    position = anchor_world - rotation @ here(anchor)
+        return position + rotation @ here(self._point)

@@ -13,6 +13,8 @@ from mbrl_ros.sim.episode import TaskSimulation
 from mbrl_ros.tasks import TASKS, JointPositions, JointVelocities, ShadowHandCube, make_task, task_class
 from mbrl_ros.tasks.kinematics import SerialChain
 
+from support import TORCH_DEVICES
+
 
 @pytest.fixture(scope="module")
 def tasks():
@@ -40,8 +42,9 @@ def test_every_task_describes_its_state_actions_and_timing(tasks, name):
         assert model.body_mocapid[model.body(body).id] >= 0, "goal markers become mocap bodies"
 
 
+@pytest.mark.parametrize("device", TORCH_DEVICES)
 @pytest.mark.parametrize("name", sorted(TASKS))
-def test_batched_rewards_equal_the_rewards_the_simulator_reports(tasks, name):
+def test_batched_rewards_equal_the_rewards_the_simulator_reports(tasks, name, device):
     task = tasks[name]
     simulation = TaskSimulation(task, seed=11)
     low, high = task.action_bounds
@@ -58,16 +61,19 @@ def test_batched_rewards_equal_the_rewards_the_simulator_reports(tasks, name):
     assert task.terminated(next_state).tolist() == [s.terminated for s in steps]
     assert task.is_success(next_state).tolist() == [s.success for s in steps]
     assert np.all(np.stack([s.action for s in steps]) <= high) and np.all(np.stack([s.action for s in steps]) >= low)
-    # The planners' float32 batches give the same rewards to float32 precision.
-    reward32 = task.reward(state.float(), action.float(), next_state.float())
-    assert reward32.dtype == torch.float32
-    torch.testing.assert_close(reward32.double(), reported, rtol=1e-4, atol=1e-4)
+    # The planners' float32 batches, on their device, give the same rewards to float32 precision.
+    state32, action32, next_state32 = (t.float().to(device) for t in (state, action, next_state))
+    reward32 = task.reward(state32, action32, next_state32)
+    assert reward32.dtype == torch.float32 and reward32.device.type == device
+    torch.testing.assert_close(reward32.double().cpu(), reported, rtol=1e-4, atol=1e-4)
+    assert task.terminated(next_state32).cpu().tolist() == [s.terminated for s in steps]
     assert torch.isfinite(reported).all() and reported.std() > 0
 
 
 @pytest.mark.parametrize(("name", "body", "site"), [("reacher", "fingertip", None), ("pusher", "tips_arm", None),
                                                     ("cartpole_swingup", None, "tip")])
-def test_forward_kinematics_matches_mujoco(tasks, name, body, site):
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_forward_kinematics_matches_mujoco(tasks, name, body, site, device):
     model = tasks[name].model
     point = (0.0, 0.0, 0.0)
     if site is not None:
@@ -81,8 +87,9 @@ def test_forward_kinematics_matches_mujoco(tasks, name, body, site):
         sim.forward()
         world = sim.data.site_xpos[model.site(site).id] if site is not None else sim.data.xpos[model.body(body).id]
         expected.append(world.copy())
-    computed = chain(torch.from_numpy(joints))
-    torch.testing.assert_close(computed, torch.from_numpy(np.array(expected)), rtol=0, atol=1e-12)
+    computed = chain(torch.from_numpy(joints).to(device))
+    assert computed.device.type == device
+    torch.testing.assert_close(computed.cpu(), torch.from_numpy(np.array(expected)), rtol=0, atol=1e-12)
 
 
 def test_quaternion_angle_is_the_rotation_angle_whatever_the_sign_and_scale():
