@@ -4,7 +4,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Torch devices the device-generic tests run on: the CPU always, CUDA where the machine has it (CI has none;
+# run these suites on a GPU machine to check the CUDA paths, README "Tests").
+TORCH_DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:

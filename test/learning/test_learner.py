@@ -15,7 +15,7 @@ import torch
 from mbrl_ros.learning import Learner, ModelStore, RetrainPolicy
 from mbrl_ros.models import DeterministicMLP, ModelFormatError, TrainerConfig, model_from_payload
 
-from support import wait_for
+from support import TORCH_DEVICES, wait_for
 
 STATE, ACTION = 3, 2
 FAST_TRAINING = TrainerConfig(max_epochs=30, patience=5, batch_size=64, progress=False, seed=0)
@@ -47,10 +47,13 @@ def learner_factory(tmp_path):
         learner.close()
 
 
-def test_enough_new_transitions_release_a_stored_model_in_the_background(learner_factory):
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_enough_new_transitions_release_a_stored_model_in_the_background(learner_factory, device):
+    """On any training device; the released model loads and predicts on the CPU (a GPU learner, a CPU robot)."""
     releases = []
     learner = learner_factory(policy=RetrainPolicy(every_transitions=500, min_transitions=100),
-                              on_release=releases.append)
+                              on_release=releases.append,
+                              trainer_config=dataclasses.replace(FAST_TRAINING, device=device))
     states, actions, next_states = linear_system(499, seed=0)
     learner.add(states, actions, next_states)
     assert not wait_for(lambda: releases, timeout=0.5), "trained before 500 new transitions"

@@ -9,6 +9,8 @@ import torch
 from mbrl_ros.data import ReplayBuffer, TransitionBatch
 from mbrl_ros.models import DeterministicMLP, ModelTrainer, ProbabilisticEnsemble, TrainerConfig, plot_training_curves
 
+from support import TORCH_DEVICES
+
 QUIET = {"progress": False}
 
 
@@ -202,10 +204,7 @@ def test_a_held_out_transition_no_model_predicts_does_not_stop_the_model_learnin
         assert improvement < 2
 
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", TORCH_DEVICES)
 def test_the_trained_model_lives_and_predicts_on_the_training_device(device):
     data = pendulum_data(np.random.default_rng(7), 500)
     model = ProbabilisticEnsemble(2, 1, ensemble_size=2, hidden_layers=2, hidden_units=32)

@@ -6,6 +6,8 @@ import torch
 from mbrl_ros.planning import MPC
 from mbrl_ros.planning.reference_systems import LinearQuadraticSystem
 
+from support import TORCH_DEVICES
+
 EPISODE_STEPS = 50
 # planner -> (MPC settings, allowed excess cost over the LQR optimum)
 PLANNERS = {
@@ -23,8 +25,9 @@ def start_states(system, gain, count):
     return [d * 0.7 * float(system.action_high[0]) / (gain @ d).abs().item() for d in directions]
 
 
+@pytest.mark.parametrize("device", TORCH_DEVICES)
 @pytest.mark.parametrize("name", sorted(PLANNERS))
-def test_closed_loop_cost_is_close_to_the_lqr_optimum(name):
+def test_closed_loop_cost_is_close_to_the_lqr_optimum(name, device):
     system = LinearQuadraticSystem.double_integrator(dt=0.3, action_limit=5.0, action_cost=0.01)
     gain = system.lqr_gain()
     settings, tolerance = PLANNERS[name]
@@ -39,7 +42,7 @@ def test_closed_loop_cost_is_close_to_the_lqr_optimum(name):
         # the bounds never bind for the LQR: it is the constrained optimum too
         assert max(abs(a.item()) for a in actions) < system.action_high[0]
         mpc = MPC(system.model(), system.reward, system.action_low, system.action_high, optimizer=name,
-                  propagation="deterministic", seed=0, **settings)
-        cost = system.episode_cost(start, mpc.act, EPISODE_STEPS)
+                  propagation="deterministic", seed=0, device=device, **settings)
+        cost = system.episode_cost(start, lambda x, mpc=mpc: mpc.act(x).cpu(), EPISODE_STEPS)
         assert optimum <= cost * (1 + 1e-4), "a planner beat the LQR optimum: the optimum is wrong"
         assert cost <= (1 + tolerance) * optimum, f"{name}: cost {cost:.4f}, LQR {optimum:.4f}"

@@ -11,6 +11,8 @@ from mbrl_ros.models import ProbabilisticEnsemble
 from mbrl_ros.planning import MPC, MPCConfig, shift_plan
 from mbrl_ros.planning.reference_systems import CartpoleSwingUp
 
+from support import TORCH_DEVICES
+
 TASK = CartpoleSwingUp()
 
 
@@ -122,16 +124,18 @@ def test_acting_on_a_batch_equals_separate_controllers_with_the_same_seeds(optim
         states = TASK.step(states, actions)
 
 
-def test_batched_acting_through_a_probabilistic_ensemble_matches_too():
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_batched_acting_through_a_probabilistic_ensemble_matches_too(device):
     torch.manual_seed(0)
     model = ProbabilisticEnsemble(4, 1, ensemble_size=3, hidden_layers=2, hidden_units=32)
     settings = {"optimizer": "cem", "optimizer_params": {"population": 30, "iterations": 2}, "horizon": 5,
-                "propagation": "ts_inf", "particles": 4}
-    starts = TASK.initial_states(2, torch.Generator().manual_seed(3))
+                "propagation": "ts_inf", "particles": 4, "device": device}
+    starts = TASK.initial_states(2, torch.Generator().manual_seed(3)).to(device)
     together = MPC(model, TASK.reward, TASK.action_low, TASK.action_high, seed=[5, 9], **settings)
     alone = [MPC(model, TASK.reward, TASK.action_low, TASK.action_high, seed=s, **settings) for s in (5, 9)]
     for _ in range(2):
         actions = together.act(starts)
+        assert actions.device.type == device and torch.isfinite(actions).all()
         assert torch.allclose(actions, torch.stack([m.act(s) for m, s in zip(alone, starts, strict=True)]),
                               atol=1e-5)
 

@@ -1,5 +1,7 @@
 """Propagation semantics of TrajectoryEvaluator, checked on predicted trajectories of a known ensemble."""
 
+import dataclasses
+
 import pytest
 import torch
 from planning_doubles import OffsetEnsemble, point_reward
@@ -7,16 +9,22 @@ from planning_doubles import OffsetEnsemble, point_reward
 from mbrl_ros.planning import TrajectoryEvaluator
 from mbrl_ros.planning.sampling import make_generators
 
+from support import TORCH_DEVICES
+
 OFFSETS = [0.0, 1.0, 3.0]
 BATCH, CANDIDATES, HORIZON = 2, 4, 5
 
 
-def rollout(model, propagation, particles=None, sequences=None, **kwargs):
-    evaluator = TrajectoryEvaluator(model, point_reward(0.0), propagation=propagation, particles=particles, **kwargs)
-    states = torch.tensor([[0.0], [10.0]])
+def rollout(model, propagation, particles=None, sequences=None, device="cpu", **kwargs):
+    """Rolls the sequences out on ``device``; the trajectories, members and sequences come back on the CPU."""
+    evaluator = TrajectoryEvaluator(model.to(device), point_reward(0.0), propagation=propagation, particles=particles,
+                                    **kwargs)
+    states = torch.tensor([[0.0], [10.0]], device=device)
     if sequences is None:
         sequences = torch.linspace(-1, 1, BATCH * CANDIDATES * HORIZON).view(BATCH, CANDIDATES, HORIZON, 1)
-    return evaluator.rollout(states, sequences, make_generators([0, 1])), sequences
+    result = evaluator.rollout(states, sequences.to(device), make_generators([0, 1], device))
+    on_cpu = {field.name: getattr(result, field.name).cpu() for field in dataclasses.fields(result)}
+    return dataclasses.replace(result, **on_cpu), sequences
 
 
 def increments(result, sequences):
@@ -25,8 +33,9 @@ def increments(result, sequences):
     return steps - sequences[:, :, None, :, 0]
 
 
-def test_ts_inf_particles_follow_one_member_for_the_whole_horizon():
-    result, sequences = rollout(OffsetEnsemble(OFFSETS), "ts_inf", particles=6)
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_ts_inf_particles_follow_one_member_for_the_whole_horizon(device):
+    result, sequences = rollout(OffsetEnsemble(OFFSETS), "ts_inf", particles=6, device=device)
     offsets = increments(result, sequences)
     assert result.states.shape == (BATCH, CANDIDATES, 6, HORIZON + 1, 1)
     assert torch.allclose(offsets, offsets[..., :1].expand_as(offsets), atol=1e-4)  # constant in time
@@ -39,8 +48,9 @@ def test_ts_inf_particles_follow_one_member_for_the_whole_horizon():
     assert (members[..., 0].amax(dim=2) != members[..., 0].amin(dim=2)).any()
 
 
-def test_ts1_particles_switch_members_between_steps():
-    result, sequences = rollout(OffsetEnsemble(OFFSETS), "ts1", particles=6)
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_ts1_particles_switch_members_between_steps(device):
+    result, sequences = rollout(OffsetEnsemble(OFFSETS), "ts1", particles=6, device=device)
     offsets = increments(result, sequences)
     members = result.members
     assert torch.allclose(offsets, torch.tensor(OFFSETS)[members], atol=1e-4)
@@ -52,15 +62,17 @@ def test_ts1_particles_switch_members_between_steps():
         assert (counts == CANDIDATES * 6 // 3).all()
 
 
-def test_expectation_moves_to_the_mean_of_the_members():
-    result, sequences = rollout(OffsetEnsemble(OFFSETS), "expectation")
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_expectation_moves_to_the_mean_of_the_members(device):
+    result, sequences = rollout(OffsetEnsemble(OFFSETS), "expectation", device=device)
     assert result.states.shape[2] == 1
     assert torch.allclose(increments(result, sequences), torch.tensor(sum(OFFSETS) / 3), atol=1e-4)
     assert (result.members == -1).all()
 
 
-def test_members_mode_gives_particle_p_to_member_p():
-    result, sequences = rollout(OffsetEnsemble(OFFSETS), "members")
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_members_mode_gives_particle_p_to_member_p(device):
+    result, sequences = rollout(OffsetEnsemble(OFFSETS), "members", device=device)
     offsets = increments(result, sequences)
     assert result.states.shape[2] == 3
     for particle, offset in enumerate(OFFSETS):
