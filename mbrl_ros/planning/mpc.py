@@ -51,6 +51,9 @@ class MPCConfig:
         seed: seed of the planner's random numbers: an int (problem b of a batch uses seed + b), one int per
             problem, or None (random).
         device: torch device of the planning computation ("cpu", "cuda", "cuda:1", ...).
+        cuda_graphs: on a CUDA device, replay each rollout as a CUDA graph (one launch instead of hundreds of small
+            kernels; see :mod:`mbrl_ros.planning.propagation` for the modes it covers and what it asks of the
+            reward function). Ignored on the CPU.
     """
 
     horizon: int = 15
@@ -68,6 +71,7 @@ class MPCConfig:
     offset_decay: float = 1.0
     seed: int | Sequence[int] | None = None
     device: str = "cpu"
+    cuda_graphs: bool = False
 
     def __post_init__(self):
         check_positive_int("horizon", self.horizon)
@@ -86,7 +90,7 @@ class MPCConfig:
             check_positive_int("cold_start_iterations", self.cold_start_iterations)
         if not (is_number(self.offset_decay) and 0 <= self.offset_decay <= 1):
             raise ValueError(f"offset_decay must be in [0, 1], got {self.offset_decay!r}")
-        for name in ("sample_aleatoric", "warm_start", "offset_correction"):
+        for name in ("sample_aleatoric", "warm_start", "offset_correction", "cuda_graphs"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         seeds = self.seed if isinstance(self.seed, Sequence) and not isinstance(self.seed, str) else [self.seed]
@@ -193,6 +197,7 @@ class MPC:
         self.evaluator = TrajectoryEvaluator(
             model.to(self.device), reward_fn, termination_fn, self.config.propagation, self.config.particles,
             self.config.sample_aleatoric, self.config.disagreement_penalty, self.config.discount,
+            self.config.cuda_graphs,
         )
         self.last_stats: PlanStats | None = None
         if isinstance(self.optimizer, PolicyGuidedCEM):

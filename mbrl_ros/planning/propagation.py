@@ -24,8 +24,16 @@ the plain step.
 
 A disturbance (:meth:`TrajectoryEvaluator.set_disturbance`, one (S,) vector per start state) is added to every
 predicted state, scaled by ``decay ** t`` at step t: offset-free MPC's estimate of what the model misses.
+
+On a GPU, ``cuda_graphs`` replays each rollout as a CUDA graph (:mod:`mbrl_ros.planning.cuda_graphs`), captured
+on first use for each input shape and again after the model's tensors move. Only rollouts that draw no random
+numbers and add no disturbance are captured (``members``, ``expectation`` and ``deterministic`` without
+aleatoric sampling; the others run as before). The reward and termination functions must then read nothing but
+their arguments and tensors that stay in place (a graph keeps reading the memory it captured); one that
+synchronises with the host or copies from it cannot be captured, and the evaluator falls back to running eagerly.
 """
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +43,7 @@ from torch import Tensor
 
 from mbrl_ros.models.base import DynamicsModel
 from mbrl_ros.planning import sampling
+from mbrl_ros.planning.cuda_graphs import CapturedCall
 from mbrl_ros.planning.sampling import Generators
 from mbrl_ros.settings import is_integer, is_number
 
@@ -42,6 +51,8 @@ PROPAGATION_MODES = ("ts_inf", "ts1", "expectation", "members", "deterministic")
 RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 TerminationFn = Callable[[Tensor], Tensor]
 FeedbackFn = Callable[[int, Tensor], Tensor]
+MAX_CUDA_GRAPHS = 8  # captured input layouts kept per evaluator; others run eagerly
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -79,6 +90,7 @@ class TrajectoryEvaluator:
         disagreement_penalty: weight (return units per unit of state std) of the disagreement penalty; a
             negative weight rewards disagreement instead.
         discount: per-step discount factor in (0, 1].
+        cuda_graphs: replay rollouts on a CUDA device as CUDA graphs where they can be (see the module's notes).
     """
 
     def __init__(
@@ -91,6 +103,7 @@ class TrajectoryEvaluator:
         sample_aleatoric: bool = True,
         disagreement_penalty: float = 0.0,
         discount: float = 1.0,
+        cuda_graphs: bool = False,
     ):
         if propagation not in PROPAGATION_MODES:
             raise ValueError(f"unknown propagation {propagation!r}; choose from {list(PROPAGATION_MODES)}")
@@ -109,6 +122,9 @@ class TrajectoryEvaluator:
         self.model_steps = 0  # (member, row) forward evaluations so far
         self.disturbance: Tensor | None = None  # (B, S) added to every predicted state (set_disturbance)
         self.disturbance_decay = 1.0
+        self.cuda_graphs = bool(cuda_graphs)
+        self.graph_replays = 0  # rollouts replayed from a captured graph so far
+        self._graphs: dict[tuple, tuple[CapturedCall, int]] = {}  # layout -> (graph, model steps per replay)
         self.set_model(model)
 
     def set_disturbance(self, disturbance: Tensor | None, decay: float = 1.0) -> None:
@@ -142,6 +158,7 @@ class TrajectoryEvaluator:
                                  f"this model, got particles={self.requested_particles}")
             particles = fixed
         self.model, self.particles = model, particles
+        self._graphs.clear()
 
     @property
     def state_dim(self) -> int:
@@ -153,7 +170,7 @@ class TrajectoryEvaluator:
 
     def returns(self, states: Tensor, action_sequences: Tensor, generators: Generators) -> Tensor:
         """Predicted returns (B, N) of ``action_sequences`` (B, N, H, A) from ``states`` (B, S)."""
-        return self._run(states, action_sequences, generators, record=False)[0]
+        return self._run_graphed(states, action_sequences, generators, record=False)[0]
 
     def closed_loop_returns(self, states: Tensor, count: int, horizon: int, feedback: FeedbackFn,
                             generators: Generators) -> Tensor:
@@ -175,7 +192,55 @@ class TrajectoryEvaluator:
         The disagreement is measured with all members at each particle's input (one extra all-member
         forward per step in the ts modes), so it is meant for few candidates (the chosen plan, tests).
         """
-        return self._run(states, action_sequences, generators, record=True)[1]
+        return self._run_graphed(states, action_sequences, generators, record=True)[1]
+
+    def _run_graphed(self, states: Tensor, action_sequences: Tensor, generators: Generators,
+                     record: bool) -> tuple[Tensor, Rollout | None]:
+        """:meth:`_run`, replayed from a CUDA graph where :attr:`cuda_graphs` allows it."""
+        if not self._graphable(states, action_sequences):
+            return self._run(states, action_sequences, generators, record)
+        self._check_inputs(states, action_sequences)
+        key = (tuple(states.shape), tuple(action_sequences.shape), states.dtype, action_sequences.dtype,
+               states.device, record)
+        inputs, watched = (states, action_sequences), [*self.model.parameters(), *self.model.buffers()]
+        entry = self._graphs.get(key)
+        if entry is None or not entry[0].fits(inputs, watched):
+            if entry is None and len(self._graphs) >= MAX_CUDA_GRAPHS:
+                return self._run(states, action_sequences, generators, record)
+
+            def flat_run(s: Tensor, a: Tensor) -> tuple[Tensor, ...]:
+                returns, rollout = self._run(s, a, generators, record)
+                return (returns,) if rollout is None else (returns, rollout.states, rollout.members, rollout.rewards,
+                                                           rollout.disagreement, rollout.alive)
+
+            steps_before = self.model_steps
+            try:
+                graph = CapturedCall(flat_run, inputs, watched)
+            except RuntimeError as error:
+                _LOG.warning("rollouts run eagerly: they cannot be captured as a CUDA graph (%s)", error)
+                self.cuda_graphs, self.model_steps = False, steps_before
+                self._graphs.clear()
+                return self._run(states, action_sequences, generators, record)
+            captured_runs = 1 + graph.warm_up_runs
+            entry = self._graphs[key] = (graph, (self.model_steps - steps_before) // captured_runs)
+            self.model_steps = steps_before
+        graph, model_steps = entry
+        flat = graph(*inputs)
+        self.model_steps += model_steps
+        self.graph_replays += 1
+        return flat[0], (None if not record else Rollout(*flat[1:], returns=flat[0]))
+
+    @property
+    def rollouts_are_replayable(self) -> bool:
+        """Whether rollouts are what a captured graph can replay, whatever the device: they draw no random numbers
+        (no member assignment, no aleatoric noise) and add no disturbance."""
+        draws = self.propagation in ("ts_inf", "ts1") or (self.sample_aleatoric and self.propagation == "members")
+        return not draws and self.disturbance is None and isinstance(self.model, torch.nn.Module)
+
+    def _graphable(self, states: Tensor, action_sequences: Tensor) -> bool:
+        """Whether a rollout from these inputs replays a CUDA graph."""
+        return (self.cuda_graphs and states.device.type == "cuda" and isinstance(action_sequences, Tensor)
+                and self.rollouts_are_replayable and not torch.cuda.is_current_stream_capturing())
 
     @torch.no_grad()
     def _run(self, states: Tensor, action_sequences: Tensor | tuple[int, int, FeedbackFn], generators: Generators,
