@@ -214,6 +214,7 @@ def test_configs_are_validated_with_clear_errors():
         ({"particles": -1}, "particles"),
         ({"cold_start_iterations": 0}, "cold_start_iterations"),
         ({"warm_start": "yes"}, "warm_start"),
+        ({"cuda_graphs": 1}, "cuda_graphs"),
         ({"device": "abacus"}, "device"),
         ({"horizons": 5}, r"unknown MPC setting\(s\) \['horizons'\]"),
         ({"discount": "high"}, "MPC setting discount must be float, got 'high'"),
