@@ -124,6 +124,7 @@ class TrajectoryEvaluator:
         self.disturbance_decay = 1.0
         self.cuda_graphs = bool(cuda_graphs)
         self.graph_replays = 0  # rollouts replayed from a captured graph so far
+        self.graph_captures = 0  # graphs captured so far
         self._graphs: dict[tuple, tuple[CapturedCall, int]] = {}  # layout -> (graph, model steps per replay)
         self.set_model(model)
 
@@ -139,7 +140,12 @@ class TrajectoryEvaluator:
         self.disturbance, self.disturbance_decay = disturbance, float(decay)
 
     def set_model(self, model: DynamicsModel) -> None:
-        """Uses ``model`` from now on; checks that it fits the propagation mode and particle count."""
+        """Uses ``model`` from now on; checks that it fits the propagation mode and particle count.
+
+        Once rollouts have been captured as CUDA graphs, a model of the same class and architecture is copied into
+        the model in use (:attr:`model` stays the same object) so that the graphs stay valid: capturing them again
+        takes about 30 plans' time.
+        """
         for attribute in ("predict", "state_dim", "action_dim", "ensemble_size"):
             if not hasattr(model, attribute):
                 raise ValueError(f"the model lacks {attribute!r}: it must follow the DynamicsModel contract")
@@ -157,8 +163,20 @@ class TrajectoryEvaluator:
                 raise ValueError(f"propagation {self.propagation!r} uses {fixed} particle(s) per candidate with "
                                  f"this model, got particles={self.requested_particles}")
             particles = fixed
+        if self._graphs and self._same_layout(model):
+            self.model.load_state_dict(model.state_dict())  # into the captured tensors
+            return
         self.model, self.particles = model, particles
         self._graphs.clear()
+
+    def _same_layout(self, model: DynamicsModel) -> bool:
+        """Whether ``model`` is built as the model in use: same class, architecture and state-dict entries."""
+        current = self.model
+        if type(model) is not type(current) or not callable(getattr(model, "architecture", None)):
+            return False
+        theirs, ours = model.state_dict(), current.state_dict()
+        return (model.architecture() == current.architecture() and theirs.keys() == ours.keys()
+                and all(theirs[k].shape == ours[k].shape and theirs[k].dtype == ours[k].dtype for k in ours))
 
     @property
     def state_dim(self) -> int:
@@ -221,6 +239,7 @@ class TrajectoryEvaluator:
                 self.cuda_graphs, self.model_steps = False, steps_before
                 self._graphs.clear()
                 return self._run(states, action_sequences, generators, record)
+            self.graph_captures += 1
             captured_runs = 1 + graph.warm_up_runs
             entry = self._graphs[key] = (graph, (self.model_steps - steps_before) // captured_runs)
             self.model_steps = steps_before

@@ -4,6 +4,7 @@ On a machine without CUDA these run on the CPU, where ``cuda_graphs`` must chang
 where ``torch.cuda.is_available()`` (a GPU machine, README "Tests").
 """
 
+import copy
 import logging
 
 import pytest
@@ -69,10 +70,21 @@ def test_graphed_plans_equal_eager_ones_and_follow_model_changes(device):
     assert graphed.evaluator.graph_replays == (9 if device == "cuda" else 0)
     assert eager.evaluator.graph_replays == 0
 
-    new_model = hand_like_model(1)  # a new model: captured again
+    captures = graphed.evaluator.graph_captures
+    assert captures == (2 if device == "cuda" else 0)  # the optimizer's rollouts and the plan's own
+    new_model = hand_like_model(1)  # a new model of the same architecture: copied into the captured one
     graphed.set_model(new_model)
     eager.set_model(hand_like_model(1))
+    assert (graphed.model is new_model) == (device != "cuda")
     act_alike(graphed, eager, steps=2)
+    assert graphed.evaluator.graph_captures == captures
+
+    other = ProbabilisticEnsemble(STATE, ACTION, ensemble_size=3, hidden_layers=2, hidden_units=16)  # captured anew
+    graphed.set_model(other)
+    eager.set_model(copy.deepcopy(other))
+    assert graphed.model is other
+    act_alike(graphed, eager, steps=2)
+    assert graphed.evaluator.graph_captures == (4 if device == "cuda" else 0)
 
     with torch.no_grad():  # weights changed in place (a trainer's step): the graph reads them anew
         for model in (graphed.evaluator.model, eager.evaluator.model):
@@ -82,7 +94,7 @@ def test_graphed_plans_equal_eager_ones_and_follow_model_changes(device):
     for model in (graphed.evaluator.model, eager.evaluator.model):  # a buffer replaced: captured again
         model.input_normalizer.mean = model.input_normalizer.mean + 0.3
     act_alike(graphed, eager, steps=2)
-    assert len(rollouts) == 27 and graphed.evaluator.graph_replays == (27 if device == "cuda" else 0)
+    assert len(rollouts) == 33 and graphed.evaluator.graph_replays == (33 if device == "cuda" else 0)
 
 
 @pytest.mark.parametrize("device", TORCH_DEVICES)
