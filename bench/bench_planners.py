@@ -116,6 +116,19 @@ def p1b_swing_up(episodes: int, steps: int, threads: int) -> bool:
     return all(verdicts)
 
 
+def plan_times(mpc: MPC, state: torch.Tensor, replans: int, label: str) -> tuple[float, float]:
+    """Median and 90th percentile wall time (s) of ``replans`` plans from ``state`` after 3 warm-up plans (and the
+    graphs' capture), each with its action back on the host, as a controller needs it: the GPU work is counted."""
+    for _ in range(3):
+        mpc.act(state).cpu()
+    times = []
+    for _ in tqdm(range(replans), desc=f"P2 replans, {label}", unit="plan"):
+        started = time.perf_counter()
+        mpc.act(state).cpu()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), sorted(times)[int(0.9 * len(times))]
+
+
 def p2_plan_time(replans: int, device: str, horizon: int, cuda_graphs: bool) -> float:
     """Median wall time (s) of one MPPI plan at the PDDM cube sizes, the action back on the host."""
     state_dim, action_dim = 61, 20
@@ -131,17 +144,10 @@ def p2_plan_time(replans: int, device: str, horizon: int, cuda_graphs: bool) -> 
               "optimizer_params": {"population": 1000, "iterations": 1, "gamma": 10.0, "beta": 0.7, "sigma": 0.9}}
     mpc = MPC(model, reward, -torch.ones(action_dim), torch.ones(action_dim), config)
     state = torch.randn(state_dim, generator=torch.Generator().manual_seed(0))
-    for _ in range(3):
-        mpc.act(state).cpu()  # warm-up (and the graphs' capture)
-    times = []
-    for _ in tqdm(range(replans), desc=f"P2 replans, H {horizon}", unit="plan"):
-        started = time.perf_counter()
-        mpc.act(state).cpu()  # as a controller does: the action back on the host, so the GPU work is counted
-        times.append(time.perf_counter() - started)
-    median = statistics.median(times)
+    median, p90 = plan_times(mpc, state, replans, f"H {horizon}")
     graphs = f", {mpc.evaluator.graph_replays} rollouts replayed as CUDA graphs" if cuda_graphs else ""
     print(f"  horizon {horizon}, cuda_graphs {cuda_graphs}: median plan time {median * 1e3:.2f} ms, "
-          f"p90 {sorted(times)[int(0.9 * len(times))] * 1e3:.2f} ms{graphs}", flush=True)
+          f"p90 {p90 * 1e3:.2f} ms{graphs}", flush=True)
     return median
 
 
@@ -165,14 +171,7 @@ def p2_hand_config(replans: int, device: str, cuda_graphs: bool) -> float:
     mpc = MPC(model, task.reward, low, high, {**controller["mpc"], "device": device, "cuda_graphs": cuda_graphs,
                                               "seed": 0}, termination_fn=task.terminated)
     state = torch.as_tensor(TaskSimulation(task, seed=0).reset(), dtype=torch.float32)
-    for _ in range(3):
-        mpc.act(state).cpu()
-    times = []
-    for _ in range(replans):
-        started = time.perf_counter()
-        mpc.act(state).cpu()
-        times.append(time.perf_counter() - started)
-    median = statistics.median(times)
+    median, p90 = plan_times(mpc, state, replans, "hand")
     mpc.set_model(model_class(kind)(task.state_dim, task.action_dim, **architecture))  # a new model: graphs anew
     started = time.perf_counter()
     mpc.act(state).cpu()
@@ -180,7 +179,7 @@ def p2_hand_config(replans: int, device: str, cuda_graphs: bool) -> float:
     graphs = f", {mpc.evaluator.graph_replays} rollouts replayed as CUDA graphs" if cuda_graphs else ""
     print(f"  the shipped hand config (H {mpc.config.horizon}, {controller['mpc']['optimizer_params']['population']} "
           f"samples, S {task.state_dim}), cuda_graphs {cuda_graphs}: median plan time {median * 1e3:.2f} ms, "
-          f"p90 {sorted(times)[int(0.9 * len(times))] * 1e3:.2f} ms, the first plan after a model swap "
+          f"p90 {p90 * 1e3:.2f} ms, the first plan after a model swap "
           f"{swap * 1e3:.1f} ms{graphs}", flush=True)
     return median
 
