@@ -151,11 +151,16 @@ def test_continuing_on_new_data_starts_from_what_was_learnt(tmp_path):
 
     second = trainer.fit_buffer(buffer)
     assert second.round == 1
-    rows = [row for row in csv.DictReader(log.open()) if row["round"] == "1"]
-    # new data from the same system: the continued model is good from its first epoch on
+    rows = list(csv.DictReader(log.open()))
+    learnt = float([row for row in rows if row["round"] == "0"][-1]["validation_nll"])
+    continued = float([row for row in rows if row["round"] == "1"][0]["validation_nll"])
+    # new data from the same system: the continued model is good from its first epoch on, keeping most of what the
+    # first round gained over one epoch from scratch (how much that is depends on the torch build's numerics)
     scratch = ProbabilisticEnsemble(2, 1, ensemble_size=3, hidden_layers=2, hidden_units=64)
     scratch_result = ModelTrainer(scratch, TrainerConfig(max_epochs=1, **QUIET)).fit_buffer(buffer)
-    assert float(rows[0]["validation_nll"]) < min(scratch_result.best_validation_nll) - 0.5
+    one_epoch = min(scratch_result.best_validation_nll)
+    assert one_epoch - learnt > 0.25, "the first round learnt too little for this test to mean anything"
+    assert continued < one_epoch - 0.5 * (one_epoch - learnt), (continued, learnt, one_epoch)
 
 
 def test_elites_are_the_members_with_the_best_validation_scores():
