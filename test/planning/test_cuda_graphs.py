@@ -5,7 +5,9 @@ where ``torch.cuda.is_available()`` (a GPU machine, README "Tests").
 """
 
 import copy
+import gc
 import logging
+import weakref
 
 import pytest
 import torch
@@ -129,3 +131,7 @@ def test_constants_are_copied_once_per_device_and_dtype():
     assert constant_like(constant, torch.zeros(3, dtype=torch.int64), keep_dtype=True) is constant
     other = torch.tensor([3.0, 4.0], dtype=torch.float64)  # another constant never gets the first one's copy
     assert torch.equal(constant_like(other, like), other.float())
+    copies = weakref.ref(constant_like(other, like))
+    del other
+    gc.collect()
+    assert copies() is None, "a copy outlived its constant"
