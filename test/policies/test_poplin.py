@@ -10,6 +10,8 @@ from mbrl_ros.planning.sampling import make_generators
 from mbrl_ros.policies.imitation import ImitationConfig
 from mbrl_ros.policies.network import PolicyNetwork
 
+from support import TORCH_DEVICES
+
 HORIZON = 30
 SYSTEM = LinearQuadraticSystem.double_integrator()  # actions in [-5, 5] N
 START = torch.tensor([[1.0, 0.0]])
@@ -110,13 +112,14 @@ def test_a_replan_with_zero_noise_acts_as_the_policy():
     torch.testing.assert_close(replan[0, 0], torch.stack(expected))
 
 
+@pytest.mark.parametrize("device", TORCH_DEVICES)
 @pytest.mark.parametrize("name", ["poplin_a_init", "poplin_a_replan", "poplin_p"])
-def test_mpc_plans_a_batch_like_separate_controllers(name):
-    config = {"optimizer": name, "horizon": 10, "propagation": "deterministic",
+def test_mpc_plans_a_batch_like_separate_controllers(name, device):
+    config = {"optimizer": name, "horizon": 10, "propagation": "deterministic", "device": device,
               "optimizer_params": {"population": 20, "iterations": 2, "hidden_units": 8}}
     torch.manual_seed(0)
     policy = PolicyNetwork(2, 1, [-5.0], [5.0], hidden_units=8)
-    starts = torch.tensor([[1.0, 0.0], [-0.5, 0.3]])
+    starts = torch.tensor([[1.0, 0.0], [-0.5, 0.3]], device=device)
     batch = MPC(SYSTEM.model(), SYSTEM.reward, [-5.0], [5.0], config, policy=policy, seed=[3, 4]).plan(starts)
     for index in range(2):
         single = MPC(SYSTEM.model(), SYSTEM.reward, [-5.0], [5.0], config, policy=policy, seed=[3 + index])
@@ -124,12 +127,13 @@ def test_mpc_plans_a_batch_like_separate_controllers(name):
     assert batch.shape == (2, 10, 1) and batch.abs().max() <= 5.0
 
 
-def test_bc_distillation_fits_the_policy_to_the_planned_actions():
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_bc_distillation_fits_the_policy_to_the_planned_actions(device):
     torch.manual_seed(0)
     mpc = MPC(SYSTEM.model(), SYSTEM.reward, [-5.0], [5.0], horizon=15, optimizer="poplin_a_replan",
-              propagation="deterministic", seed=0,
+              propagation="deterministic", seed=0, device=device,
               optimizer_params={"population": 100, "iterations": 3, "hidden_units": 16})
-    starts = torch.rand(40, 2) * 2 - 1
+    starts = (torch.rand(40, 2) * 2 - 1).to(device)
     planned = mpc.plan(starts)[:, 0]
     before = (mpc.policy(starts) - planned).abs().mean().item()
     losses = mpc.optimizer.distill(ImitationConfig(epochs=1000, learning_rate=1e-2))
