@@ -41,11 +41,13 @@ def fit_policy(policy: PolicyNetwork, states: np.ndarray, actions: np.ndarray,
     """Trains ``policy`` to output ``actions`` (N, A) at ``states`` (N, S); returns the loss of each epoch.
 
     The loss is the mean squared error of actions scaled to [-1, 1] by the action bounds, so every action
-    dimension counts alike whatever its units. The state normaliser is refitted on ``states``.
+    dimension counts alike whatever its units. The state normaliser is refitted on ``states``. Trains on the
+    policy's device.
     """
     config = config or ImitationConfig()
-    states_t = torch.as_tensor(states, dtype=torch.float32)
-    actions_t = torch.as_tensor(actions, dtype=torch.float32)
+    device = next(policy.parameters()).device
+    states_t = torch.as_tensor(states, dtype=torch.float32, device=device)
+    actions_t = torch.as_tensor(actions, dtype=torch.float32, device=device)
     if states_t.ndim != 2 or actions_t.shape != (states_t.shape[0], policy.action_dim) or states_t.shape[0] == 0:
         raise ValueError(f"expected states (N, {policy.state_dim}) and actions (N, {policy.action_dim}), "
                          f"got {tuple(states_t.shape)} and {tuple(actions_t.shape)}")
@@ -57,7 +59,7 @@ def fit_policy(policy: PolicyNetwork, states: np.ndarray, actions: np.ndarray,
     policy.train()
     for _ in tqdm(range(config.epochs), desc="behaviour cloning", unit="epoch", disable=not config.progress):
         total = 0.0
-        for batch in torch.randperm(len(states_t), generator=generator).split(config.batch_size):
+        for batch in torch.randperm(len(states_t), generator=generator).to(device).split(config.batch_size):
             loss = ((policy(states_t[batch]) - actions_t[batch]) / half_range).square().mean()
             optimizer.zero_grad()
             loss.backward()
