@@ -88,6 +88,9 @@ class Learner:
         on_release: called (in the training thread) with every new release; a resumed model is
             :attr:`latest_release` from the start.
         flush_interval: seconds between writes of new transitions to disk (the most a crash can lose).
+        learnable: ``learnable(states (N, S), next_states (N, S)) -> (N,) bool``, the transitions a round trains
+            and validates on (a task's :meth:`~mbrl_ros.tasks.Task.learnable`); the others stay in the buffer.
+            None: all of them.
     """
 
     def __init__(
@@ -98,8 +101,10 @@ class Learner:
         policy: RetrainPolicy | None = None,
         on_release: Callable[[ModelRelease], None] | None = None,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        learnable: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     ):
         self.data_dir = Path(data_dir)
+        self._learnable = learnable
         self.policy = policy or RetrainPolicy()
         self._on_release = on_release
         self._model_factory, self._trainer_config = model_factory, trainer_config
@@ -177,7 +182,11 @@ class Learner:
             trainer, fresh_every = self.trainer, self.policy.fresh_every
             if self.version and fresh_every and (self.version + 1) % fresh_every == 0:
                 trainer = ModelTrainer(self._fresh_model(), self._trainer_config, self.trainer.csv_path)
-            result = trainer.fit_buffer(self.buffer, on_epoch=stop_when_closing)
+            train, validation = self.buffer.split(trainer.config.validation_fraction, trainer.config.seed)
+            if self._learnable is not None:  # left out of training, kept in the buffer
+                train, validation = (batch[self._learnable(batch.states, batch.next_states)]
+                                     for batch in (train, validation))
+            result = trainer.fit(train, validation, on_epoch=stop_when_closing)
             if interrupted:
                 return None
             self.trainer = trainer  # a fresh one is swapped in only now: the continued model served during its round

@@ -99,7 +99,7 @@ class DynamicsLearner(Node):
         self._publisher = self.create_publisher(ModelUpdate, value["model_topic"], LATCHED_QOS)
         self._init_policy_export(value)
         self.learner = Learner(Path(value["data_dir"]), factory, trainer, policy, self._publish_release,
-                               float(value["flush_interval"]))
+                               float(value["flush_interval"]), learnable=self.task.learnable)
         self.rejected: dict[str, int] = {}
         if self.learner.latest_release is not None:
             self._publish_release(self.learner.latest_release)

@@ -105,7 +105,8 @@ def train_from_bag(bag: str | os.PathLike, settings: LearnerSettings, output: st
         raise OfflineDataError(f"{bag}: only {len(train)} transitions to train on ({len(data)} in the bag, "
                                f"{int(held_out.sum())} held out); training needs at least {MIN_TRANSITIONS}")
     learner = Learner(output, settings.model_factory(), dataclasses.replace(settings.trainer, progress=progress),
-                      RetrainPolicy(every_transitions=0, on_episode_end=False, min_transitions=MIN_TRANSITIONS))
+                      RetrainPolicy(every_transitions=0, on_episode_end=False, min_transitions=MIN_TRANSITIONS),
+                      learnable=settings.task.learnable)
     try:
         learner.add(train.states, train.actions, train.next_states, train.rewards, train.dones)
         release = learner.train_now()

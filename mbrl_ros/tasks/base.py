@@ -166,6 +166,15 @@ class Task(ABC):
     def is_success(self, next_state: Tensor) -> Tensor:
         """Whether each next_state (N, S) meets the task's goal -> (N,) bool tensor."""
 
+    def learnable(self, states: np.ndarray, next_states: np.ndarray) -> np.ndarray:
+        """Which transitions, states (N, S) to next_states (N, S), a dynamics model trains on -> (N,) bool.
+
+        A task leaves out what a smooth model should not fit, such as a cart stopped by the end of its rail: a few
+        such jumps dominate a squared loss and spoil the model everywhere else. They stay in the replay buffer.
+        Default: all of them.
+        """
+        return np.ones(len(states), dtype=bool)
+
     # ----------------------------------------------------------------------------------------------- episodes
     @abstractmethod
     def reset(self, sim: "Simulation", rng: np.random.Generator) -> None:

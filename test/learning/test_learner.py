@@ -157,6 +157,37 @@ def test_closing_ends_a_round_in_progress_and_keeps_the_stored_model(tmp_path):
         reopened.close()
 
 
+def test_transitions_a_task_marks_unlearnable_stay_in_the_buffer_but_out_of_training(tmp_path):
+    """40 jumps (a cart stopped by its rail's end, say) among 400 smooth transitions: left out, the model fits the
+    smooth dynamics; trained on, they spoil it."""
+    states, actions, next_states = linear_system(440, seed=0)
+    states[400:, 0] = 10.0
+    next_states[400:] = states[400:] + 30.0 * np.random.default_rng(1).normal(size=(40, STATE))
+
+    def clear_of_the_end(s: np.ndarray, s_next: np.ndarray) -> np.ndarray:
+        return s[:, 0] < 5.0
+
+    def mean_error(learnable) -> tuple[float, int, int]:
+        learner = Learner(tmp_path / str(learnable is None), small_model, FAST_TRAINING,
+                          RetrainPolicy(every_transitions=0, on_episode_end=False), learnable=learnable)
+        try:
+            learner.add(states, actions, next_states)
+            release = learner.train_now()
+            test_states, test_actions, test_next = linear_system(200, seed=2)
+            inputs = (torch.as_tensor(x, dtype=torch.float32) for x in (test_states, test_actions))
+            with torch.no_grad():
+                predicted, _ = model_from_payload(release.payload).predict(*inputs)
+            return float(np.abs(predicted[0].numpy() - test_next).mean()), release.transitions, len(learner.buffer)
+        finally:
+            learner.close()
+
+    kept_error, trained_on, stored = mean_error(clear_of_the_end)
+    assert trained_on == 400 and stored == 440
+    assert kept_error < 0.02, f"the model did not learn the smooth system (mean error {kept_error:.3f})"
+    spoilt_error, trained_on, _ = mean_error(None)
+    assert trained_on == 440 and spoilt_error > 2 * kept_error, (spoilt_error, kept_error)
+
+
 def released_weights(release) -> dict[str, torch.Tensor]:
     return model_from_payload(release.payload).state_dict()
 

@@ -237,3 +237,16 @@ def test_tasks_are_found_by_name_or_by_import_path(tmp_path, monkeypatch):
         make_task("reacher", episode_length=0)
     with pytest.raises(ValueError, match="goal_axes"):
         make_task("shadow_hand_cube", goal_axes="w")
+
+
+def test_the_cartpole_leaves_the_rail_end_collisions_out_of_its_model_training(tasks):
+    task = tasks["cartpole_swingup"]
+    simulation = TaskSimulation(task, seed=3)
+    steps = [simulation.step(np.array([3.0])) for _ in range(60)]  # full force: the cart runs into the rail's end
+    states, next_states = np.stack([s.state for s in steps]), np.stack([s.next_state for s in steps])
+    learnable = task.learnable(states, next_states)
+    velocity_change = np.abs(next_states[:, 2] - states[:, 2])
+    hit = np.flatnonzero(velocity_change > 2.0)  # under full force alone the cart gains 12 N x 0.05 s / 0.6 kg = 1 m/s
+    assert len(hit) > 0 and not learnable[hit].any(), "the stop at the rail's end is learnt"
+    assert learnable[:5].all(), "transitions mid-rail are left out"
+    assert task.learnable(states[:0], next_states[:0]).shape == (0,)
