@@ -66,7 +66,8 @@ class RetrainPolicy:
 
 @dataclass(frozen=True)
 class ModelRelease:
-    """A model the learner released: its version, what it was trained on and its message payload."""
+    """A model the learner released: its version, the buffer's transitions its round saw (those the task marks
+    unlearnable included), its validation scores and its message payload."""
 
     version: int
     transitions: int
@@ -183,6 +184,7 @@ class Learner:
             if self.version and fresh_every and (self.version + 1) % fresh_every == 0:
                 trainer = ModelTrainer(self._fresh_model(), self._trainer_config, self.trainer.csv_path)
             train, validation = self.buffer.split(trainer.config.validation_fraction, trainer.config.seed)
+            seen = len(train) + len(validation)
             if self._learnable is not None:  # left out of training, kept in the buffer
                 train, validation = (batch[self._learnable(batch.states, batch.next_states)]
                                      for batch in (train, validation))
@@ -193,7 +195,7 @@ class Learner:
             self.version += 1
             validation_nll = float(np.mean(result.best_validation_nll))
             validation_mse = float(np.mean(result.best_validation_mse))
-            extra = {"version": self.version, "transitions": result.train_transitions + result.validation_transitions,
+            extra = {"version": self.version, "transitions": seen,
                      "validation_nll": validation_nll, "validation_mse": validation_mse}
             self.store.save(self.model, self.version, extra)
             release = ModelRelease(self.version, extra["transitions"], validation_nll, validation_mse,

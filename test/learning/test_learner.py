@@ -1,5 +1,6 @@
 """Learner and ModelStore: persisted transitions, background retraining, versioned models, resume."""
 
+import csv
 import dataclasses
 import os
 import signal
@@ -167,7 +168,8 @@ def test_transitions_a_task_marks_unlearnable_stay_in_the_buffer_but_out_of_trai
     def clear_of_the_end(s: np.ndarray, s_next: np.ndarray) -> np.ndarray:
         return s[:, 0] < 5.0
 
-    def mean_error(learnable) -> tuple[float, int, int]:
+    def mean_error(learnable) -> tuple[float, int, int, int]:
+        """The released model's mean error, the release's transitions, the buffer's, those the round trained on."""
         learner = Learner(tmp_path / str(learnable is None), small_model, FAST_TRAINING,
                           RetrainPolicy(every_transitions=0, on_episode_end=False), learnable=learnable)
         try:
@@ -177,15 +179,18 @@ def test_transitions_a_task_marks_unlearnable_stay_in_the_buffer_but_out_of_trai
             inputs = (torch.as_tensor(x, dtype=torch.float32) for x in (test_states, test_actions))
             with torch.no_grad():
                 predicted, _ = model_from_payload(release.payload).predict(*inputs)
-            return float(np.abs(predicted[0].numpy() - test_next).mean()), release.transitions, len(learner.buffer)
+            last_epoch = list(csv.DictReader((learner.data_dir / "training.csv").open()))[-1]
+            used = int(last_epoch["train_transitions"]) + int(last_epoch["validation_transitions"])
+            error = float(np.abs(predicted[0].numpy() - test_next).mean())
+            return error, release.transitions, len(learner.buffer), used
         finally:
             learner.close()
 
-    kept_error, trained_on, stored = mean_error(clear_of_the_end)
-    assert trained_on == 400 and stored == 440
+    kept_error, transitions, stored, used = mean_error(clear_of_the_end)
+    assert used == 400 and transitions == stored == 440  # a release counts the buffer its round saw
     assert kept_error < 0.02, f"the model did not learn the smooth system (mean error {kept_error:.3f})"
-    spoilt_error, trained_on, _ = mean_error(None)
-    assert trained_on == 440 and spoilt_error > 2 * kept_error, (spoilt_error, kept_error)
+    spoilt_error, _, _, used = mean_error(None)
+    assert used == 440 and spoilt_error > 2 * kept_error, (spoilt_error, kept_error)
 
 
 def released_weights(release) -> dict[str, torch.Tensor]:

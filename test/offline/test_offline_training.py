@@ -115,7 +115,8 @@ def test_training_from_the_bag_reaches_the_validation_loss_of_the_live_transitio
     last_episode_end = read_with_rosbags(recorded_run / "bag")["/mujoco_bridge/episode"][-1].header.stamp
     torch.manual_seed(settings.trainer.seed)
     trainer = dataclasses.replace(settings.trainer, progress=False)
-    learner = Learner(tmp_path / "live", settings.model_factory(), trainer, RetrainPolicy(min_transitions=10))
+    learner = Learner(tmp_path / "live", settings.model_factory(), trainer, RetrainPolicy(min_transitions=10),
+                      learnable=settings.task.learnable)  # as the learner node builds it
     learner.add(live.states, live.actions, live.next_states, live.rewards, live.dones)
     live_release = learner.train_now()
     learner.close()
