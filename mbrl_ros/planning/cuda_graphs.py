@@ -36,13 +36,12 @@ class CapturedCall:
 
     def __init__(self, function: Callable[..., tuple[Tensor, ...]], inputs: Sequence[Tensor],
                  watched: Sequence[Tensor] = ()):
-        self.warm_up_runs = WARM_UP_RUNS
         self._inputs = [tensor.clone() for tensor in inputs]
         device = self._inputs[0].device
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
-            for _ in range(self.warm_up_runs):
+            for _ in range(WARM_UP_RUNS):
                 function(*self._inputs)
         torch.cuda.current_stream(device).wait_stream(side)
         self._graph = torch.cuda.CUDAGraph()

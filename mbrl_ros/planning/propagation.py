@@ -43,7 +43,7 @@ from torch import Tensor
 
 from mbrl_ros.models.base import DynamicsModel
 from mbrl_ros.planning import sampling
-from mbrl_ros.planning.cuda_graphs import CapturedCall
+from mbrl_ros.planning.cuda_graphs import WARM_UP_RUNS, CapturedCall
 from mbrl_ros.planning.sampling import Generators
 from mbrl_ros.settings import is_integer, is_number
 
@@ -170,13 +170,11 @@ class TrajectoryEvaluator:
         self._graphs.clear()
 
     def _same_layout(self, model: DynamicsModel) -> bool:
-        """Whether ``model`` is built as the model in use: same class, architecture and state-dict entries."""
+        """Whether ``model`` is built as the model in use: same class and architecture (the constructor's
+        arguments, which fix every tensor's shape)."""
         current = self.model
-        if type(model) is not type(current) or not callable(getattr(model, "architecture", None)):
-            return False
-        theirs, ours = model.state_dict(), current.state_dict()
-        return (model.architecture() == current.architecture() and theirs.keys() == ours.keys()
-                and all(theirs[k].shape == ours[k].shape and theirs[k].dtype == ours[k].dtype for k in ours))
+        return (type(model) is type(current) and callable(getattr(model, "architecture", None))
+                and model.architecture() == current.architecture())
 
     @property
     def state_dim(self) -> int:
@@ -240,8 +238,7 @@ class TrajectoryEvaluator:
                 self._graphs.clear()
                 return self._run(states, action_sequences, generators, record)
             self.graph_captures += 1
-            captured_runs = 1 + graph.warm_up_runs
-            entry = self._graphs[key] = (graph, (self.model_steps - steps_before) // captured_runs)
+            entry = self._graphs[key] = (graph, (self.model_steps - steps_before) // (1 + WARM_UP_RUNS))
             self.model_steps = steps_before
         graph, model_steps = entry
         flat = graph(*inputs)

@@ -60,10 +60,12 @@ class CartpoleSwingUp(Task):
         transitions of a 6-episode run, left out, cut the model's error near the centre 10-100 times."""
         low, high = self.model.joint("slider").range
         position = self.layout["qpos"].start  # the slider's position comes first
-        clear = []
-        for x in (np.asarray(states)[:, position], np.asarray(next_states)[:, position]):
-            clear.append((x > low + _RAIL_END_MARGIN) & (x < high - _RAIL_END_MARGIN))
-        return clear[0] & clear[1]
+
+        def clear(rows: np.ndarray) -> np.ndarray:
+            x = np.asarray(rows)[:, position]
+            return (x > low + _RAIL_END_MARGIN) & (x < high - _RAIL_END_MARGIN)
+
+        return clear(states) & clear(next_states)
 
     def reset(self, sim: Simulation, rng: np.random.Generator) -> None:
         sim.set_joint_positions(_JOINTS, rng.normal(0.0, _INITIAL_NOISE, 2))
