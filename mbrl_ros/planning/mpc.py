@@ -41,6 +41,8 @@ class MPCConfig:
         cold_start_iterations: optimizer iterations of a plan that starts from the middle of the bounds (an
             episode's first plan, or every plan without ``warm_start``), which has no earlier plan to refine;
             None: the optimizer's own ``iterations``. Only for optimizers with iterations (not random shooting).
+        cold_start_population: sequences sampled per iteration of such a plan, its elites (if the optimizer has
+            any) scaled by the same factor; None: the optimizer's own ``population``.
         disagreement_penalty: weight of the ensemble-disagreement penalty on rewards (0: off; < 0: a bonus).
         discount: per-step discount of predicted rewards.
         offset_correction: offset-free MPC: the model's error on the last control step (the state reached minus
@@ -65,6 +67,7 @@ class MPCConfig:
     replan_every: int = 1
     warm_start: bool = True
     cold_start_iterations: int | None = None
+    cold_start_population: int | None = None
     disagreement_penalty: float = 0.0
     discount: float = 1.0
     offset_correction: bool = False
@@ -86,8 +89,9 @@ class MPCConfig:
             raise ValueError(f"unknown propagation {self.propagation!r}; choose from {list(PROPAGATION_MODES)}")
         if self.particles is not None:
             check_positive_int("particles", self.particles)
-        if self.cold_start_iterations is not None:
-            check_positive_int("cold_start_iterations", self.cold_start_iterations)
+        for name in ("cold_start_iterations", "cold_start_population"):
+            if getattr(self, name) is not None:
+                check_positive_int(name, getattr(self, name))
         if not (is_number(self.offset_decay) and 0 <= self.offset_decay <= 1):
             raise ValueError(f"offset_decay must be in [0, 1], got {self.offset_decay!r}")
         for name in ("sample_aleatoric", "warm_start", "offset_correction", "cuda_graphs"):
@@ -190,9 +194,9 @@ class MPC:
         self.config = MPCConfig.from_dict({**(config or {}), **overrides})
         self.device = torch.device(self.config.device)
         self.optimizer = make_optimizer(self.config.optimizer, action_low, action_high, **self.config.optimizer_params)
-        if self.config.cold_start_iterations is not None and not hasattr(self.optimizer, "iterations"):
-            raise ValueError(f"cold_start_iterations needs an optimizer with iterations; {self.config.optimizer!r} "
-                             "has none")
+        for name, attribute in (("cold_start_iterations", "iterations"), ("cold_start_population", "population")):
+            if getattr(self.config, name) is not None and not hasattr(self.optimizer, attribute):
+                raise ValueError(f"{name} needs an optimizer with {attribute}; {self.config.optimizer!r} has none")
         self._check_model(model)
         self.evaluator = TrajectoryEvaluator(
             model.to(self.device), reward_fn, termination_fn, self.config.propagation, self.config.particles,
@@ -310,7 +314,7 @@ class MPC:
             self.optimizer.reset()  # nothing carried over, iCEM's elites included
         elif self._plan is not None and steps > 0:
             self.optimizer.shift(steps)
-        with torch.no_grad(), self._iterations_for(cold):
+        with torch.no_grad(), self._cold_start_settings(cold):
             if self.config.offset_correction:
                 self._estimate_disturbance(states, steps)
             if isinstance(self.optimizer, PolicyGuidedCEM):
@@ -337,17 +341,25 @@ class MPC:
         return not self.config.warm_start or self._plan is None
 
     @contextmanager
-    def _iterations_for(self, cold: bool) -> Iterator[None]:
-        """Runs the optimizer at ``cold_start_iterations`` for a cold plan, else at its own iterations."""
-        if not cold or self.config.cold_start_iterations is None:
-            yield
-            return
-        iterations = self.optimizer.iterations
-        self.optimizer.iterations = self.config.cold_start_iterations
+    def _cold_start_settings(self, cold: bool) -> Iterator[None]:
+        """Runs the optimizer at the ``cold_start_*`` iterations and population for a cold plan, else as it is."""
+        settings = {}
+        if cold and self.config.cold_start_iterations is not None:
+            settings["iterations"] = self.config.cold_start_iterations
+        if cold and self.config.cold_start_population is not None:
+            population = self.config.cold_start_population
+            settings["population"] = population
+            if hasattr(self.optimizer, "elites"):
+                scaled = round(self.optimizer.elites * population / self.optimizer.population)
+                settings["elites"] = min(max(scaled, 1), population)
+        own = {name: getattr(self.optimizer, name) for name in settings}
+        for name, value in settings.items():
+            setattr(self.optimizer, name, value)
         try:
             yield
         finally:
-            self.optimizer.iterations = iterations
+            for name, value in own.items():
+                setattr(self.optimizer, name, value)
 
     def _estimate_disturbance(self, states: Tensor, steps: int) -> None:
         """Offset-free MPC: the disturbance of the next rollouts from the model's error on the last step.

@@ -93,6 +93,45 @@ def test_more_cold_start_iterations_find_a_better_first_plan():
     assert first_returns[12] > first_returns[1]
 
 
+@pytest.mark.parametrize("optimizer", ["cem", "mppi", "random_shooting"])
+def test_a_cold_plan_samples_the_cold_start_population_and_warm_ones_the_optimizers(optimizer):
+    params = {"population": 20} if optimizer == "random_shooting" else {"population": 20, "iterations": 2}
+    mpc = cartpole_mpc(optimizer=optimizer, optimizer_params=params, cold_start_population=60)
+    evaluate, elites = mpc.evaluator.returns, []
+
+    def observed(states, sequences, generators):
+        elites.append(getattr(mpc.optimizer, "elites", None))
+        return evaluate(states, sequences, generators)
+
+    mpc.evaluator.returns = observed
+    state = torch.tensor([0.0, math.pi, 0.0, 0.0])
+    evaluations = []
+    for episode in range(2):
+        mpc.reset(episode)
+        for _ in range(2):
+            mpc.act(state)
+            evaluations.append(mpc.last_stats.evaluations)
+    per_plan = 1 if optimizer == "random_shooting" else 2
+    assert evaluations == [60 * per_plan, 20 * per_plan] * 2
+    assert mpc.optimizer.population == 20
+    if optimizer == "cem":  # 2 elites of 20 (its default ratio 0.1): 6 of the cold plan's 60
+        assert elites == ([6] * 2 + [2] * 2) * 2 and mpc.optimizer.elites == 2
+
+
+def test_a_larger_cold_start_population_finds_a_better_first_plan():
+    state = torch.tensor([0.0, math.pi, 0.0, 0.0])
+    first_returns = {}
+    for cold in (10, 100):
+        returns = []
+        for seed in range(6):
+            mpc = cartpole_mpc(optimizer_params={"population": 10, "iterations": 10}, cold_start_population=cold,
+                               seed=seed)
+            mpc.plan(state)
+            returns.append(mpc.last_stats.predicted_return)
+        first_returns[cold] = sum(returns) / len(returns)
+    assert first_returns[100] > 2 * first_returns[10]  # 1.09 against 0.37
+
+
 def test_replan_every_k_executes_k_actions_of_each_plan():
     mpc = cartpole_mpc(replan_every=3)
     seen = record_initial_means(mpc)
@@ -213,6 +252,7 @@ def test_configs_are_validated_with_clear_errors():
         ({"propagation": "ts2"}, "unknown propagation"),
         ({"particles": -1}, "particles"),
         ({"cold_start_iterations": 0}, "cold_start_iterations"),
+        ({"cold_start_population": -5}, "cold_start_population"),
         ({"warm_start": "yes"}, "warm_start"),
         ({"cuda_graphs": 1}, "cuda_graphs"),
         ({"device": "abacus"}, "device"),
