@@ -2,8 +2,9 @@
 
 Every candidate action sequence is rolled out in MuJoCo itself (``mujoco.rollout``, one thread per core) from
 the true current state, and scored with the task's own reward and termination on the task's states, so what
-the closed loop scores here is what the learned model could reach at best with the same optimizer, horizon
-and warm start. A learned model that scores far below it is the bottleneck, not the planner.
+the closed loop scores here is what the learned model could reach at best with the same optimizer, horizon,
+warm start and cold start (an episode's first plan at the config's `cold_start_iterations` and
+`cold_start_population`). A learned model that scores far below it is the bottleneck, not the planner.
 
 ``--model DIR`` (a saved model, e.g. a learner's ``models/v000497``) then asks whether that model knows the
 dynamics of the oracle's solution: from every state along the oracle's episodes it predicts what the next
@@ -23,6 +24,7 @@ import argparse
 import dataclasses
 import os
 import time
+from contextlib import nullcontext
 
 # isort: off
 import mbrl_ros.sim  # noqa: F401  (chooses MuJoCo's headless OpenGL backend: before mujoco is imported)
@@ -35,6 +37,7 @@ from mujoco import rollout
 from mbrl_ros.models import DynamicsModel, load_model
 from mbrl_ros.offline.config import node_parameters, node_task, read_parameter_file
 from mbrl_ros.planning import MPCConfig
+from mbrl_ros.planning.mpc import cold_start
 from mbrl_ros.planning.registry import make_optimizer
 from mbrl_ros.resources import config_path
 from mbrl_ros.sim.episode import TaskSimulation
@@ -209,7 +212,8 @@ def main() -> None:
         optimizer.reset()
         mean, started = optimizer.default_mean(mpc.horizon), time.monotonic()
         while not episode.done:
-            plan = optimizer.optimize(objective, mean, generator)
+            with cold_start(optimizer, mpc) if not actions else nullcontext():  # the episode's first plan, as MPC's
+                plan = optimizer.optimize(objective, mean, generator)
             actions.append(plan[0].double().numpy())
             episode.step(actions[-1])
             states.append(episode.state())

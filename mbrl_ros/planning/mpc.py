@@ -7,7 +7,7 @@ seeds. Everything is chosen by name in a :class:`MPCConfig` (a plain mapping in 
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -163,6 +163,28 @@ def shift_plan(plan: Tensor, steps: int, fill: Tensor) -> Tensor:
     return shifted
 
 
+@contextmanager
+def cold_start(optimizer: Any, config: MPCConfig) -> Iterator[None]:
+    """Runs ``optimizer`` at ``config``'s ``cold_start_iterations`` and ``cold_start_population`` (its elites, if
+    it has any, scaled with the population) where they are set, for a plan with no warm start to build on."""
+    settings = {}
+    if config.cold_start_iterations is not None:
+        settings["iterations"] = config.cold_start_iterations
+    if config.cold_start_population is not None:
+        population = config.cold_start_population
+        settings["population"] = population
+        if hasattr(optimizer, "elites"):
+            settings["elites"] = min(max(round(optimizer.elites * population / optimizer.population), 1), population)
+    own = {name: getattr(optimizer, name) for name in settings}
+    for name, value in settings.items():
+        setattr(optimizer, name, value)
+    try:
+        yield
+    finally:
+        for name, value in own.items():
+            setattr(optimizer, name, value)
+
+
 class MPC:
     """A receding-horizon controller: :meth:`plan` an action sequence, :meth:`act` its first action(s).
 
@@ -314,7 +336,7 @@ class MPC:
             self.optimizer.reset()  # nothing carried over, iCEM's elites included
         elif self._plan is not None and steps > 0:
             self.optimizer.shift(steps)
-        with torch.no_grad(), self._cold_start_settings(cold):
+        with torch.no_grad(), cold_start(self.optimizer, self.config) if cold else nullcontext():
             if self.config.offset_correction:
                 self._estimate_disturbance(states, steps)
             if isinstance(self.optimizer, PolicyGuidedCEM):
@@ -339,27 +361,6 @@ class MPC:
     def _starts_cold(self) -> bool:
         """Whether the next plan starts from the middle of the bounds: no warm start, or no plan yet."""
         return not self.config.warm_start or self._plan is None
-
-    @contextmanager
-    def _cold_start_settings(self, cold: bool) -> Iterator[None]:
-        """Runs the optimizer at the ``cold_start_*`` iterations and population for a cold plan, else as it is."""
-        settings = {}
-        if cold and self.config.cold_start_iterations is not None:
-            settings["iterations"] = self.config.cold_start_iterations
-        if cold and self.config.cold_start_population is not None:
-            population = self.config.cold_start_population
-            settings["population"] = population
-            if hasattr(self.optimizer, "elites"):
-                scaled = round(self.optimizer.elites * population / self.optimizer.population)
-                settings["elites"] = min(max(scaled, 1), population)
-        own = {name: getattr(self.optimizer, name) for name in settings}
-        for name, value in settings.items():
-            setattr(self.optimizer, name, value)
-        try:
-            yield
-        finally:
-            for name, value in own.items():
-                setattr(self.optimizer, name, value)
 
     def _estimate_disturbance(self, states: Tensor, steps: int) -> None:
         """Offset-free MPC: the disturbance of the next rollouts from the model's error on the last step.
