@@ -60,22 +60,27 @@ def test_shift_plan_by_several_steps_and_without_warm_start():
     assert all(torch.equal(mean, torch.zeros(1, 8, 1)) for mean in seen)
 
 
+def stats_per_plan(mpc, name, episodes, plans):
+    """``mpc.last_stats.<name>`` after each of ``plans`` actions in each of ``episodes`` episodes from rest."""
+    values = []
+    for episode in range(episodes):
+        mpc.reset(episode)
+        for _ in range(plans):
+            mpc.act(torch.tensor([0.0, math.pi, 0.0, 0.0]))
+            values.append(getattr(mpc.last_stats, name))
+    return values
+
+
 @pytest.mark.parametrize("optimizer", ["cem", "mppi", "icem", "poplin_a_init"])
 def test_a_cold_plan_runs_the_cold_start_iterations_and_warm_ones_the_optimizers(optimizer):
     mpc = cartpole_mpc(optimizer=optimizer, optimizer_params={"iterations": 2}, cold_start_iterations=5)
-    state = torch.tensor([0.0, math.pi, 0.0, 0.0])
-    iterations = []
-    for episode in range(2):
-        mpc.reset(episode)
-        for _ in range(3):
-            mpc.act(state)
-            iterations.append(mpc.last_stats.iterations)
+    iterations = stats_per_plan(mpc, "iterations", episodes=2, plans=3)
     assert iterations == [5, 2, 2, 5, 2, 2]  # the first plan of each episode starts from nothing
     assert mpc.optimizer.iterations == 2
     unwarmed = cartpole_mpc(optimizer=optimizer, optimizer_params={"iterations": 2}, cold_start_iterations=4,
                             warm_start=False)
     for _ in range(2):
-        unwarmed.act(state)
+        unwarmed.act(torch.tensor([0.0, math.pi, 0.0, 0.0]))
         assert unwarmed.last_stats.iterations == 4
 
 
@@ -90,13 +95,7 @@ def test_a_cold_plan_samples_the_cold_start_population_and_warm_ones_the_optimiz
         return evaluate(states, sequences, generators)
 
     mpc.evaluator.returns = observed
-    state = torch.tensor([0.0, math.pi, 0.0, 0.0])
-    evaluations = []
-    for episode in range(2):
-        mpc.reset(episode)
-        for _ in range(2):
-            mpc.act(state)
-            evaluations.append(mpc.last_stats.evaluations)
+    evaluations = stats_per_plan(mpc, "evaluations", episodes=2, plans=2)
     per_plan = 1 if optimizer == "random_shooting" else 2
     assert evaluations == [60 * per_plan, 20 * per_plan] * 2
     assert mpc.optimizer.population == 20
