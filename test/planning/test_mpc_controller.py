@@ -14,6 +14,7 @@ from mbrl_ros.planning.reference_systems import CartpoleSwingUp
 from support import TORCH_DEVICES
 
 TASK = CartpoleSwingUp()
+HANGING = torch.tensor([0.0, math.pi, 0.0, 0.0])  # the cart at the centre, the pole down, at rest
 
 
 def cartpole_mpc(**settings):
@@ -56,7 +57,7 @@ def test_shift_plan_by_several_steps_and_without_warm_start():
     mpc = cartpole_mpc(warm_start=False)
     seen = record_initial_means(mpc)
     for _ in range(3):
-        mpc.act(torch.tensor([0.0, math.pi, 0.0, 0.0]))
+        mpc.act(HANGING)
     assert all(torch.equal(mean, torch.zeros(1, 8, 1)) for mean in seen)
 
 
@@ -66,7 +67,7 @@ def stats_per_plan(mpc, name, episodes, plans):
     for episode in range(episodes):
         mpc.reset(episode)
         for _ in range(plans):
-            mpc.act(torch.tensor([0.0, math.pi, 0.0, 0.0]))
+            mpc.act(HANGING)
             values.append(getattr(mpc.last_stats, name))
     return values
 
@@ -80,7 +81,7 @@ def test_a_cold_plan_runs_the_cold_start_iterations_and_warm_ones_the_optimizers
     unwarmed = cartpole_mpc(optimizer=optimizer, optimizer_params={"iterations": 2}, cold_start_iterations=4,
                             warm_start=False)
     for _ in range(2):
-        unwarmed.act(torch.tensor([0.0, math.pi, 0.0, 0.0]))
+        unwarmed.act(HANGING)
         assert unwarmed.last_stats.iterations == 4
 
 
@@ -108,13 +109,12 @@ def test_a_cold_plan_samples_the_cold_start_population_and_warm_ones_the_optimiz
     ("cold_start_population", {"population": 10, "iterations": 10}, 10, 100),  # 1.09 against 0.37
 ])
 def test_a_larger_cold_start_finds_a_better_first_plan(setting, params, small, large):
-    state = torch.tensor([0.0, math.pi, 0.0, 0.0])
     first_returns = {}
     for cold in (small, large):
         returns = []
         for seed in range(6):
             mpc = cartpole_mpc(optimizer_params=params, seed=seed, **{setting: cold})
-            mpc.plan(state)
+            mpc.plan(HANGING)
             returns.append(mpc.last_stats.predicted_return)
         first_returns[cold] = sum(returns) / len(returns)
     assert first_returns[large] > first_returns[small]
@@ -169,7 +169,7 @@ def test_batched_acting_through_a_probabilistic_ensemble_matches_too(device):
 
 def test_actions_stay_within_the_bounds_and_stats_describe_the_plan():
     mpc = cartpole_mpc(optimizer="mppi", optimizer_params={"population": 50, "iterations": 2, "sigma": 3.0})
-    state = torch.tensor([0.0, math.pi, 0.0, 0.0])
+    state = HANGING
     plan = mpc.plan(state)
     assert plan.shape == (8, 1) and plan.abs().max() <= 1.0
     stats = mpc.last_stats
