@@ -111,6 +111,20 @@ def test_a_reward_that_copies_from_the_host_runs_eagerly_with_a_warning(device, 
     assert ("cannot be captured as a CUDA graph" in caplog.text) == (device == "cuda")
 
 
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_a_cold_start_population_is_captured_once_beside_the_warm_one(device):
+    low, high = -torch.ones(ACTION), torch.ones(ACTION)
+    graphed, eager = (MPC(hand_like_model(0), reward, low, high, PLANNER, seed=3, device=device, cuda_graphs=graphs,
+                          cold_start_population=160) for graphs in (True, False))
+    for episode in range(2):  # each episode's first plan samples 160 sequences, the plans after it 64
+        graphed.reset(episode)
+        eager.reset(episode)
+        act_alike(graphed, eager, steps=2)
+    assert graphed.optimizer.population == 64
+    assert graphed.evaluator.graph_replays == (12 if device == "cuda" else 0)
+    assert graphed.evaluator.graph_captures == (3 if device == "cuda" else 0)  # 160 and 64 wide, the plan's own
+
+
 @pytest.mark.parametrize(("propagation", "aleatoric", "replayable"),
                          [("members", False, True), ("expectation", True, True), ("members", True, False),
                           ("ts_inf", False, False), ("ts1", False, False)])
