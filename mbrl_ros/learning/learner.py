@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,11 +29,36 @@ from mbrl_ros.models import (
     ModelPayload,
     ModelTrainer,
     TrainerConfig,
+    model_class,
     model_to_payload,
 )
 from mbrl_ros.settings import is_integer
+from mbrl_ros.tasks import Task
 
 _LOG = logging.getLogger(__name__)
+
+
+def model_factory(task: Task, settings: dict[str, Any]) -> Callable[[], LearnedDynamicsModel]:
+    """A function building a fresh, untrained model for ``task``'s state and action sizes from a config's ``model``
+    section (``kind``, default ``ensemble``, and the architecture's keyword arguments).
+
+    Raises:
+        ValueError: an unknown kind, a kind the learner cannot train, or settings the model rejects (checked now,
+            not later in a training thread).
+    """
+    settings = dict(settings)
+    kind = settings.pop("kind", "ensemble")
+    try:
+        cls = model_class(kind)
+    except KeyError as error:
+        raise ValueError(error.args[0]) from None
+    if not issubclass(cls, LearnedDynamicsModel):
+        raise ValueError(f"model kind {kind!r} is not a dynamics model the learner can train")
+    try:
+        cls(task.state_dim, task.action_dim, **settings)
+    except TypeError as error:  # a misspelt or unknown setting
+        raise ValueError(f"model section for kind {kind!r}: {error}") from None
+    return lambda: cls(task.state_dim, task.action_dim, **settings)
 
 
 @dataclass(frozen=True)

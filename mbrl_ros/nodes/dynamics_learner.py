@@ -37,8 +37,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from mbrl_ros.learning import Learner, ModelRelease, RetrainPolicy, Transition
-from mbrl_ros.models import LearnedDynamicsModel, TrainerConfig, model_class, model_to_payload
+from mbrl_ros.learning import Learner, ModelRelease, RetrainPolicy, Transition, model_factory
+from mbrl_ros.models import TrainerConfig, model_to_payload
 from mbrl_ros.msg import EpisodeSummary, ModelUpdate
 from mbrl_ros.msg import Transition as TransitionMessage
 from mbrl_ros.nodes.conversions import MessageError, diagnostic_array
@@ -47,7 +47,7 @@ from mbrl_ros.nodes.robot_streams import RobotStreams, RobotTopics, transition_b
 from mbrl_ros.nodes.spinning import run_node
 from mbrl_ros.policies import ImitationConfig, clone_policy
 from mbrl_ros.settings import dataclass_from_dict
-from mbrl_ros.tasks import Task, make_task
+from mbrl_ros.tasks import make_task
 
 STATE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 # Transition messages may come in bursts (a robot replaying an episode): a deep queue keeps every one.
@@ -69,20 +69,6 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "policy_topic": ("/policy_update", "topic the exported policies are published on"),
     "policy_window": (5000, "newest transitions the exported policy imitates"),
 }
-
-
-def model_factory(task: Task, settings: dict[str, Any]):
-    """A function building a fresh, untrained model of ``settings['kind']`` for ``task``'s sizes."""
-    settings = dict(settings)
-    kind = settings.pop("kind", "ensemble")
-    try:
-        cls = model_class(kind)
-    except KeyError as error:
-        raise ValueError(str(error)) from None
-    if not issubclass(cls, LearnedDynamicsModel):
-        raise ValueError(f"model kind {kind!r} is not a dynamics model the learner can train")
-    cls(task.state_dim, task.action_dim, **settings)  # fails now on bad settings, not in the training thread
-    return lambda: cls(task.state_dim, task.action_dim, **settings)
 
 
 class DynamicsLearner(Node):

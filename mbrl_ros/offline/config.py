@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from mbrl_ros.learning import model_factory
 from mbrl_ros.models import LearnedDynamicsModel, TrainerConfig
 from mbrl_ros.settings import dataclass_from_dict
 from mbrl_ros.tasks import Task, make_task
@@ -48,8 +49,6 @@ class LearnerSettings:
 
     def model_factory(self):
         """A function building a fresh, untrained model of the configured kind (validated now)."""
-        from mbrl_ros.nodes.dynamics_learner import model_factory
-
         return model_factory(self.task, self.model)
 
     def new_model(self) -> LearnedDynamicsModel:

@@ -13,8 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from mbrl_ros.learning import Learner, ModelStore, RetrainPolicy
-from mbrl_ros.models import DeterministicMLP, ModelFormatError, TrainerConfig, model_from_payload
+from mbrl_ros.learning import Learner, ModelStore, RetrainPolicy, model_factory
+from mbrl_ros.models import (
+    DeterministicMLP,
+    ModelFormatError,
+    ProbabilisticEnsemble,
+    TrainerConfig,
+    model_from_payload,
+)
+from mbrl_ros.tasks import CartpoleSwingUp
 
 from support import TORCH_DEVICES, wait_for
 
@@ -279,3 +286,20 @@ def test_a_corrupted_stored_model_is_rejected(tmp_path):
     weights.write_bytes(weights.read_bytes()[:-100])
     with pytest.raises(ModelFormatError):
         store.load()
+
+
+def test_model_factory_builds_fresh_models_of_the_tasks_sizes_and_refuses_bad_sections_at_once():
+    task = CartpoleSwingUp()
+    factory = model_factory(task, {"kind": "ensemble", "ensemble_size": 2, "hidden_layers": 1, "hidden_units": 8})
+    first, second = factory(), factory()
+    assert isinstance(first, ProbabilisticEnsemble) and first is not second
+    assert (first.state_dim, first.action_dim, first.ensemble_size) == (task.state_dim, task.action_dim, 2)
+    assert isinstance(model_factory(task, {"kind": "mlp", "hidden_units": 8})(), DeterministicMLP)
+    assert isinstance(model_factory(task, {})(), ProbabilisticEnsemble)  # the default kind
+    import mbrl_ros.planet  # noqa: F401  (registers the latent model kind, rssm)
+
+    for section, message in (({"kind": "transformer"}, "^unknown model kind 'transformer'; known kinds: "),
+                             ({"kind": "rssm"}, "not a dynamics model the learner can train"),
+                             ({"kind": "ensemble", "hidden_sizes": 8}, "hidden_sizes")):
+        with pytest.raises(ValueError, match=message):
+            model_factory(task, section)

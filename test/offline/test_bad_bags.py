@@ -104,6 +104,8 @@ def test_bad_parameter_files_are_refused_naming_the_file_and_setting(tmp_path):
 
     with pytest.raises(ValueError, match=r"broken.yaml: .*transformer"):
         learner_settings(edited("broken.yaml", "kind: ensemble", "kind: transformer"))
+    with pytest.raises(ValueError, match=r"misspelt.yaml: model section for kind 'ensemble': .*'hidden_unit'"):
+        learner_settings(edited("misspelt.yaml", "hidden_units: 64", "hidden_unit: 64"))
     with pytest.raises(ValueError, match=r"unknown trainer setting\(s\) \['batch_sise'\]"):
         learner_settings(edited("unknown.yaml", "batch_size: 32", "batch_sise: 32"))
     with pytest.raises(ValueError, match=r"trainer setting batch_size must be int, got 'thirty-two'"):
