@@ -44,6 +44,13 @@ def test_up_names_the_node_that_refuses_a_setting(tmp_path, capsys):
     assert "error: DynamicsLearner: hidden_units must be an integer >= 1, got 0" in out, out
 
 
+def test_up_names_a_misspelt_model_setting(tmp_path, capsys):
+    path = cartpole_config(tmp_path, hidden_unit=64)
+    assert main(["up", str(path), "--episodes", "1", "--run-dir", str(tmp_path / "run")]) == 2
+    out = capsys.readouterr().out
+    assert "error: DynamicsLearner: model section for kind 'ensemble': " in out and "'hidden_unit'" in out, out
+
+
 def test_up_refuses_a_file_that_is_not_a_parameter_file(tmp_path, capsys):
     path = tmp_path / "broken.yaml"
     path.write_text("dynamics_learner: [unclosed\n")
