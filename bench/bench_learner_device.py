@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO_ROOT, set_threads
@@ -28,18 +27,19 @@ from common import REPO_ROOT, set_threads
 from mbrl_ros.data.transitions import TransitionBatch
 from mbrl_ros.learning import model_factory
 from mbrl_ros.models import ModelTrainer, TrainerConfig
+from mbrl_ros.parameter_files import node_parameters, node_task, read_parameter_file
 from mbrl_ros.settings import dataclass_from_dict
-from mbrl_ros.tasks import Task, make_task
+from mbrl_ros.tasks import Task
 
 
 def learner_section(config_name: str) -> tuple[Task, dict, TrainerConfig]:
-    """The task, the ``model`` section and the trainer settings of ``config/<config_name>.yaml``'s learner."""
-    config = yaml.safe_load((REPO_ROOT / "config" / f"{config_name}.yaml").read_text())
-    graph = config.get("/**", {}).get("ros__parameters", {})
-    learner = config["dynamics_learner"]["ros__parameters"]
-    task = make_task(graph["task"], **(graph.get("task_options") or {}))
+    """The task, the ``model`` section and the trainer settings of a config's learner: a file, or a name under this
+    repository's config/ (so that it runs from a source tree, e.g. on a GPU machine where nothing is installed)."""
+    path = Path(config_name)
+    path = path if path.is_file() else REPO_ROOT / "config" / f"{config_name}.yaml"
+    learner = node_parameters(read_parameter_file(path), "dynamics_learner")
     trainer = dataclass_from_dict(TrainerConfig, {**learner.get("trainer", {}), "progress": False}, "trainer")
-    return task, dict(learner["model"]), trainer
+    return node_task(learner), dict(learner["model"]), trainer
 
 
 def synthetic_transitions(task: Task, model_section: dict, count: int, seed: int) -> TransitionBatch:
@@ -70,7 +70,7 @@ def transitions_per_second(task: Task, model_section: dict, trainer: TrainerConf
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="shadow_hand_cube", help="a config under config/ (default the hand's)")
+    parser.add_argument("--config", default="shadow_hand_cube", help="a config under config/, or a file")
     parser.add_argument("--transitions", type=int, default=34_000, help="synthetic transitions to train on")
     parser.add_argument("--epochs", type=int, default=5, help="epochs of each timed round")
     parser.add_argument("--threads", type=int, default=2, help="torch threads on the CPU")

@@ -54,7 +54,7 @@ from std_msgs.msg import Float64MultiArray
 from mbrl_ros.models import ProbabilisticEnsemble, model_to_payload
 from mbrl_ros.msg import ModelUpdate
 from mbrl_ros.nodes.spinning import BackgroundSpinner
-from mbrl_ros.offline.config import node_parameters, node_task, read_parameter_file
+from mbrl_ros.parameter_files import node_parameters, node_task, read_parameter_file
 from mbrl_ros.resources import config_path
 from mbrl_ros.sim.episode import TaskSimulation
 from mbrl_ros.tasks import make_task

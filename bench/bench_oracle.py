@@ -35,7 +35,7 @@ import torch
 from mujoco import rollout
 
 from mbrl_ros.models import DynamicsModel, load_model
-from mbrl_ros.offline.config import node_parameters, node_task, read_parameter_file
+from mbrl_ros.parameter_files import node_parameters, node_task, read_parameter_file
 from mbrl_ros.planning import MPCConfig
 from mbrl_ros.planning.mpc import cold_start
 from mbrl_ros.planning.registry import make_optimizer

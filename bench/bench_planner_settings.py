@@ -35,7 +35,7 @@ from bench_model_loss import newest_hand_buffer
 
 from mbrl_ros.learning import ModelStore
 from mbrl_ros.models import load_model
-from mbrl_ros.offline.config import node_parameters, node_task, read_parameter_file
+from mbrl_ros.parameter_files import node_parameters, node_task, read_parameter_file
 from mbrl_ros.resources import config_path
 from mbrl_ros.runner import RunOptions, run
 from mbrl_ros.sim.episode import TaskSimulation

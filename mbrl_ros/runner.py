@@ -30,7 +30,7 @@ from mbrl_ros.msg import EpisodeSummary, ModelUpdate, PlannerStatus
 from mbrl_ros.nodes.conversions import stamp_to_seconds
 from mbrl_ros.nodes.dds_domain import shared_domain_warning
 from mbrl_ros.nodes.spinning import REFUSED_PARAMETER_ERRORS, BackgroundSpinner, refusal_message
-from mbrl_ros.offline.config import read_parameter_file
+from mbrl_ros.parameter_files import read_parameter_file
 from mbrl_ros.runs import RUN_LOGS, CsvLog, plot_run
 
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)

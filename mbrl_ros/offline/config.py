@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mbrl_ros.learning import model_factory
 from mbrl_ros.models import LearnedDynamicsModel, TrainerConfig
+from mbrl_ros.parameter_files import node_parameters, node_task, read_parameter_file
 from mbrl_ros.settings import dataclass_from_dict
-from mbrl_ros.tasks import Task, make_task
+from mbrl_ros.tasks import Task
 
 LEARNER_NODE = "dynamics_learner"
 CONTROLLER_NODE = "mpc_controller"
@@ -55,40 +54,6 @@ class LearnerSettings:
         return self.model_factory()()
 
 
-def node_parameters(config: dict[str, Any], node: str) -> dict[str, Any]:
-    """The parameters a node named ``node`` gets from a parsed parameter file (``/**`` merged under its own)."""
-    merged: dict[str, Any] = {}
-    for key in ("/**", node, f"/{node}"):
-        section = config.get(key)
-        if section is None:
-            continue
-        if not isinstance(section, dict) or not isinstance(section.get("ros__parameters", {}), dict):
-            raise ValueError(f"section {key!r} must be a mapping with a 'ros__parameters' mapping")
-        merged.update(_nested(section.get("ros__parameters") or {}))
-    return merged
-
-
-def node_task(parameters: dict[str, Any]) -> Task:
-    """The task a node's parameters (as :func:`node_parameters` gives them) build: ``task`` with its
-    ``task_options``, as the nodes build it."""
-    return make_task(str(parameters["task"]), **dict(parameters.get("task_options") or {}))
-
-
-def read_parameter_file(path: str | os.PathLike) -> dict[str, Any]:
-    """The parsed parameter file at ``path`` (node names to ``ros__parameters`` mappings).
-
-    Raises:
-        ValueError: the file is unreadable, not YAML, or not a mapping.
-    """
-    try:
-        config = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ValueError(f"cannot read the parameter file {path}: {error}") from error
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} is not a parameter file (a mapping of node names to ros__parameters)")
-    return config
-
-
 def learner_settings(path: str | os.PathLike) -> LearnerSettings:
     """Reads and validates the learner's settings from the parameter file at ``path``.
 
@@ -118,15 +83,3 @@ def learner_settings(path: str | os.PathLike) -> LearnerSettings:
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path}: {error}") from error
     return settings
-
-
-def _nested(parameters: dict[str, Any]) -> dict[str, Any]:
-    """Dotted keys (``model.kind: ensemble``) as nested mappings, as ROS reads them."""
-    tree: dict[str, Any] = {}
-    for name, value in parameters.items():
-        *parents, leaf = str(name).split(".")
-        branch = tree
-        for key in parents:
-            branch = branch.setdefault(key, {})
-        branch[leaf] = _nested(value) if isinstance(value, dict) else value
-    return tree
