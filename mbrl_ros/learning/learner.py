@@ -209,18 +209,14 @@ class Learner:
             trainer, fresh_every = self.trainer, self.policy.fresh_every
             if self.version and fresh_every and (self.version + 1) % fresh_every == 0:
                 trainer = ModelTrainer(self._fresh_model(), self._trainer_config, self.trainer.csv_path)
-            train, validation = self.buffer.split(trainer.config.validation_fraction, trainer.config.seed)
-            seen = len(train) + len(validation)
-            if self._learnable is not None:  # left out of training, kept in the buffer
-                train, validation = (batch[self._learnable(batch.states, batch.next_states)]
-                                     for batch in (train, validation))
-            result = trainer.fit(train, validation, on_epoch=stop_when_closing)
+            result = trainer.fit_buffer(self.buffer, on_epoch=stop_when_closing, keep=self._learnable)
             if interrupted:
                 return None
             self.trainer = trainer  # a fresh one is swapped in only now: the continued model served during its round
             self.version += 1
             validation_nll = float(np.mean(result.best_validation_nll))
             validation_mse = float(np.mean(result.best_validation_mse))
+            seen = result.train_transitions + result.validation_transitions + result.left_out_transitions
             extra = {"version": self.version, "transitions": seen,
                      "validation_nll": validation_nll, "validation_mse": validation_mse}
             self.store.save(self.model, self.version, extra)

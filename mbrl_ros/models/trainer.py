@@ -19,9 +19,10 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import astuple, dataclass, field
+from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm import tqdm
@@ -139,7 +140,8 @@ class TrainingResult:
         best_validation_score: (E,) per member, the ``validation_score`` of the weights kept (nats).
         elites: the elite members.
         train_transitions: transitions trained on.
-        validation_transitions: transitions held out.
+        validation_transitions: transitions held out (0 when training data scored the epochs).
+        left_out_transitions: transitions of the buffer that :meth:`ModelTrainer.fit_buffer`'s ``keep`` left out.
         wall_time: seconds the round took.
         warm: the round was a warm one (annealed epochs only).
     """
@@ -155,6 +157,7 @@ class TrainingResult:
     validation_transitions: int = 0
     wall_time: float = 0.0
     warm: bool = False
+    left_out_transitions: int = 0
 
 
 @dataclass
@@ -210,11 +213,25 @@ class ModelTrainer:
         if self.device.type == "cpu" and self.config.keep_freed_memory:
             keep_freed_memory_in_heap()
 
-    def fit_buffer(self, buffer: ReplayBuffer, on_epoch: Callable[[EpochReport], bool] | None = None
-                   ) -> TrainingResult:
-        """One round on everything in ``buffer``, split with ``config.validation_fraction`` and ``config.seed``."""
+    def fit_buffer(self, buffer: ReplayBuffer, on_epoch: Callable[[EpochReport], bool] | None = None,
+                   keep: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> TrainingResult:
+        """One round on ``buffer``, split with ``config.validation_fraction`` and ``config.seed``.
+
+        Args:
+            buffer: the transitions.
+            on_epoch: as in :meth:`fit`.
+            keep: ``keep(states (N, S), next_states (N, S)) -> (N,) bool``, the transitions to train and validate
+                on (e.g. a task's :meth:`~mbrl_ros.tasks.Task.learnable`); the others stay in the buffer, counted
+                in the result's ``left_out_transitions``. Applied after the split, so it moves no transition
+                between training and validation.
+        """
         train, validation = buffer.split(self.config.validation_fraction, self.config.seed)
-        return self.fit(train, validation, on_epoch)
+        left_out = 0
+        if keep is not None:
+            whole = len(train) + len(validation)
+            train, validation = (batch[_kept(keep, batch)] for batch in (train, validation))
+            left_out = whole - len(train) - len(validation)
+        return replace(self.fit(train, validation, on_epoch), left_out_transitions=left_out)
 
     def fit(self, train: TransitionBatch, validation: TransitionBatch | None = None,
             on_epoch: Callable[[EpochReport], bool] | None = None) -> TrainingResult:
@@ -279,7 +296,8 @@ class ModelTrainer:
         model.eval()
         self._previous_raw_score = self._raw_score(state.best)
         return TrainingResult(state.index, state.epoch, state.stopped_early, state.best_nll.tolist(),
-                              state.best_mse.tolist(), state.best.tolist(), elites, len(train), len(validation_inputs),
+                              state.best_mse.tolist(), state.best.tolist(), elites, len(train),
+                              0 if validation is None else len(validation),
                               time.perf_counter() - start, warm)
 
     def _run_phase(self, state: "_Round", epochs: int, annealed: bool, generator: torch.Generator,
@@ -446,3 +464,10 @@ def plot_training_curves(csv_path: str | os.PathLike, png_path: str | os.PathLik
     pyplot.close(figure)
     return Path(png_path)
 
+
+def _kept(keep: Callable[[np.ndarray, np.ndarray], np.ndarray], batch: TransitionBatch) -> np.ndarray:
+    """``keep``'s (N,) bool mask for ``batch``, checked to have one entry per transition."""
+    mask = np.asarray(keep(batch.states, batch.next_states))
+    if mask.dtype != np.bool_ or mask.shape != (len(batch),):
+        raise ValueError(f"keep must return a bool mask of shape ({len(batch)},), got {mask.dtype} {mask.shape}")
+    return mask

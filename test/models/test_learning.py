@@ -271,3 +271,32 @@ def test_training_on_nothing_or_on_non_finite_data_is_a_clear_error():
     data.states[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         trainer.fit(data)
+
+
+def test_fit_buffer_keeps_what_keep_marks_without_moving_transitions_between_train_and_validation():
+    rng = np.random.default_rng(11)
+    buffer = ReplayBuffer(2, 1)
+    data = pendulum_data(rng, 600)
+    buffer.add(data.states, data.actions, data.next_states)
+    config = TrainerConfig(max_epochs=1, validation_fraction=0.2, **QUIET)
+    _, validation = buffer.split(config.validation_fraction, config.seed)
+
+    def clockwise(states: np.ndarray, next_states: np.ndarray) -> np.ndarray:
+        return next_states[:, 1] < states[:, 1] + 0.2
+
+    kept = clockwise(data.states, data.next_states)
+    assert 0 < kept.sum() < len(kept)
+    model = ProbabilisticEnsemble(2, 1, ensemble_size=2, hidden_layers=1, hidden_units=16)
+    result = ModelTrainer(model, config).fit_buffer(buffer, keep=clockwise)
+    assert result.validation_transitions == int(clockwise(validation.states, validation.next_states).sum())
+    assert result.train_transitions == int(kept.sum()) - result.validation_transitions
+    assert result.left_out_transitions == len(kept) - int(kept.sum())
+
+    whole = ModelTrainer(model, config).fit_buffer(buffer)
+    assert (whole.train_transitions, whole.validation_transitions, whole.left_out_transitions) == (
+        len(kept) - len(validation), len(validation), 0)
+    unheld = ModelTrainer(model, TrainerConfig(max_epochs=1, validation_fraction=0.0, **QUIET)).fit_buffer(buffer)
+    assert (unheld.train_transitions, unheld.validation_transitions) == (len(kept), 0)  # training rows scored it
+
+    with pytest.raises(ValueError, match="bool mask of shape"):
+        ModelTrainer(model, config).fit_buffer(buffer, keep=lambda states, next_states: states[:, 0])
