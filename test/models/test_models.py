@@ -72,6 +72,26 @@ def test_the_inference_forward_in_row_blocks_equals_the_autograd_forward(activat
     assert torch.equal(inputs, kept), "in-place activations must never touch the caller's tensor"
 
 
+def test_the_inference_forward_balanced_over_the_threads_equals_the_autograd_forward():
+    torch.manual_seed(0)
+    network = EnsembleMLP(5, 6, 4, hidden_layers=2, hidden_units=128, activation="silu")
+    network.inference_block_rows = 64
+    inputs = torch.randn(5, 100, 6)  # blocks of 64 and 36 rows
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # 5 members on 2 threads: a bmm over 4 of them and an mm for the fifth
+    try:
+        with_autograd = network(inputs)
+        with torch.no_grad(), torch.profiler.profile(record_shapes=True) as profile:
+            balanced = network(inputs)
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(balanced, with_autograd.detach())
+    matmuls = [(event.name, event.input_shapes[0]) for event in profile.events() if event.name in ("aten::bmm",
+                                                                                                  "aten::mm")]
+    assert matmuls[:4] == [("aten::bmm", [5, 64, 6]), ("aten::bmm", [4, 64, 128]), ("aten::mm", [64, 128]),
+                           ("aten::bmm", [5, 4, 128])], "the 128-wide layer balanced, the output layer transposed"
+
+
 @pytest.mark.parametrize("rows", [5, 300])  # one block, and two blocks of the CPU inference path
 def test_the_mean_alone_equals_the_mean_of_the_full_prediction(rows: int):
     model = trained_looking_ensemble()
@@ -90,7 +110,8 @@ def test_the_mean_alone_equals_the_mean_of_the_full_prediction(rows: int):
     with torch.no_grad(), torch.profiler.profile(record_shapes=True) as profile:
         model.predict_mean(state[:7], action[:7])
     matmuls = [event for event in profile.events() if event.name == "aten::bmm"]
-    assert matmuls[-1].input_shapes[1] == [5, 16, STATE_DIM], "the output layer computes the mean columns only"
+    # the output layer, computed transposed (W^T h^T): its weight enters as (E, columns, hidden)
+    assert matmuls[-1].input_shapes[0] == [5, STATE_DIM, 16], "the output layer computes the mean columns only"
 
 
 def test_the_ensemble_forward_is_one_batched_matmul_per_layer():
