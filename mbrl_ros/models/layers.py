@@ -14,7 +14,7 @@ IN_PLACE_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "elu": partial(functional.elu, inplace=True),
 }
 INFERENCE_BLOCK_ROWS = 256  # rows per member per block without autograd: 5 x 256 x 200 floats = 1 MB, in L2
-BALANCED_MIN_FAN_IN = 128  # layers this wide or wider split their bmm so that every thread has whole members
+BALANCED_MIN_FAN_IN = 128  # without autograd, layers this wide (fan-in) run the members the threads do not divide as mm
 
 
 class EnsembleLinear(nn.Module):
