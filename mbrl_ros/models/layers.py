@@ -32,11 +32,15 @@ class EnsembleLinear(nn.Module):
 
     def forward(self, x: Tensor, output_columns: int | None = None) -> Tensor:
         """(E, B, in) -> (E, B, out), or (E, B, output_columns): only the first ``output_columns`` outputs."""
-        weight, bias = self.weight, self.bias
-        if output_columns is not None:
-            weight, bias = weight[..., :output_columns], bias[..., :output_columns]
+        weight, bias = self.columns(output_columns)
         # bmm then an in-place add: baddbmm first expands the bias to (E, B, out), ~20% slower on CPU
         return torch.bmm(x, weight).add_(bias)
+
+    def columns(self, output_columns: int | None) -> tuple[Tensor, Tensor]:
+        """The weight (E, in, c) and bias (E, 1, c) of the first ``output_columns`` outputs (all if None)."""
+        if output_columns is None:
+            return self.weight, self.bias
+        return self.weight[..., :output_columns], self.bias[..., :output_columns]
 
 
 class EnsembleMLP(nn.Module):
@@ -120,13 +124,11 @@ class EnsembleMLP(nn.Module):
                 torch.bmm(x[:balanced], layer.weight[:balanced], out=result[:balanced])
                 for member in range(balanced, members):
                     torch.mm(x[member], layer.weight[member], out=result[member])
-                x = result
+                x = result.add_(layer.bias)
             else:
-                x = torch.bmm(x, layer.weight)
-            x = activation(x.add_(layer.bias))
-        weight, bias = output.weight, output.bias
-        if output_columns is not None:
-            weight, bias = weight[..., :output_columns], bias[..., :output_columns]
+                x = layer(x)
+            x = activation(x)
+        weight, bias = output.columns(output_columns)
         return torch.bmm(weight.transpose(1, 2), x.transpose(1, 2)).transpose(1, 2).add_(bias)
 
     def linear_layers(self) -> list[EnsembleLinear]:
