@@ -12,7 +12,8 @@ SiLU units, learned log-variance bounds, bootstrap per member, batch 256.
   validation on one batch): ours against mbrl-lib's (goal >= 1.2), and the FLOP/s it implies against the
   matmul roofline of the same layer shapes, forward + backward (goal >= 0.85), measured before the rounds and
   after each (the highest is used: a sample slowed by the host's other work must not lower the bound). Also
-  printed: the bound for E separate matmuls batched as one (what an ensemble's ``bmm`` reaches), for context.
+  printed: the bound for E separate matmuls batched as one (what an ensemble's ``bmm`` reaches), and that bound
+  against the roofline: what a training step made of nothing but its ``bmm`` calls would read.
 - P4b, new data to a good model: both libraries train on d0, then d1 arrives and each continues as it does in
   a PETS loop (mbrl-lib: its PETS example's ``train_model_and_save_model_and_data``: refit the normaliser, train
   ``--peer-epochs`` epochs keeping the best validation weights; ours: ``ModelTrainer.fit_buffer``). The wall
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn import functional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import mlp_matmul_roofline, report, run_peer, set_threads
@@ -96,6 +98,33 @@ def batched_matmul_bound(shapes: list[tuple[int, int]], repeats: int = 20) -> fl
     for _ in range(repeats):
         one_pass()
     return BATCH * flops_per_transition(shapes) * repeats / (time.perf_counter() - start)
+
+
+def non_matmul_seconds(model: ProbabilisticEnsemble, repeats: int = 50) -> float:
+    """Seconds a training step of ``model`` at batch BATCH spends outside its matmuls, at the least: each layer's
+    bias add and bias gradient, each hidden layer's SiLU forward and backward, and one fused Adam step over a
+    copy of its parameters, timed apart from the rest (the loss and autograd's own work are not counted)."""
+    copy = ProbabilisticEnsemble(model.state_dim, model.action_dim, MEMBERS, LAYERS, UNITS, "silu")
+    optimizer = torch.optim.Adam(copy.parameters(), lr=1e-4, fused=True)
+    for parameter in copy.parameters():
+        parameter.grad = torch.randn_like(parameter) * 1e-3
+    widths = [fan_out for _, fan_out in layer_shapes(model.state_dim, model.action_dim)]
+    outputs = [torch.randn(MEMBERS, BATCH, width) for width in widths]
+    biases = [torch.randn(MEMBERS, 1, width) for width in widths]
+
+    def one_step() -> None:
+        for index, (output, bias) in enumerate(zip(outputs, biases, strict=True)):
+            output.add_(bias)
+            output.sum(dim=1, keepdim=True)
+            if index < len(widths) - 1:
+                torch.ops.aten.silu_backward(output, functional.silu(output))
+        optimizer.step()
+
+    one_step()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        one_step()
+    return (time.perf_counter() - start) / repeats
 
 
 def our_throughput(trainer: ModelTrainer, data: TransitionBatch) -> float:
@@ -166,6 +195,7 @@ def measure_throughput(first: TransitionBatch, data_path: Path, epochs: int, rep
     # process on the host would otherwise lower the bound and flatter the ratio (one such run read 0.94, not 0.6).
     roofline = [mlp_matmul_roofline(shapes, MEMBERS * BATCH, backward=True)]
     bmm_bound = [batched_matmul_bound(shapes)]
+    rest = [non_matmul_seconds(model)]
     ours, peer = [], []
     for _ in range(repeats):
         ours.append(our_throughput(trainer, first))
@@ -173,6 +203,7 @@ def measure_throughput(first: TransitionBatch, data_path: Path, epochs: int, rep
                              threads=threads)["transitions_per_s"])
         roofline.append(mlp_matmul_roofline(shapes, MEMBERS * BATCH, backward=True))
         bmm_bound.append(batched_matmul_bound(shapes))
+        rest.append(non_matmul_seconds(model))
     print(f"     bound samples (GFLOP/s): matmul roofline {[round(r / 1e9) for r in roofline]}, "
           f"bmm {[round(b / 1e9) for b in bmm_bound]}", flush=True)
     roofline, bmm_bound = max(roofline), max(bmm_bound)
@@ -182,7 +213,13 @@ def measure_throughput(first: TransitionBatch, data_path: Path, epochs: int, rep
     ours_flops = max(ours) * flops_per_transition(shapes)
     ok &= report("P4a training FLOP/s vs matmul roofline", ours_flops, roofline, 0.85, "roofline", " FLOP/s")
     print(f"     (context: the same matmuls done as {MEMBERS} batched ones, bmm, reach {bmm_bound:.4g} FLOP/s "
-          f"here; ours is {ours_flops / bmm_bound:.3f} of that)", flush=True)
+          f"here; ours is {ours_flops / bmm_bound:.3f} of that. Those batched matmuls alone, with nothing else "
+          f"in a step, would read {bmm_bound / roofline:.3f} against the roofline)", flush=True)
+    matmul_seconds, rest_seconds = BATCH * flops_per_transition(shapes) / roofline, min(rest)
+    print(f"     (a step's work outside the matmuls, at the least: {rest_seconds * 1e3:.2f} ms (bias adds and "
+          f"gradients, SiLU forward and backward, the fused Adam step; best of {len(rest)}), against "
+          f"{matmul_seconds * 1e3:.2f} ms of matmuls at the roofline: with every matmul at the roofline a step "
+          f"would read at most {matmul_seconds / (matmul_seconds + rest_seconds):.3f})", flush=True)
     return ok
 
 

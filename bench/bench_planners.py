@@ -8,7 +8,8 @@ P1a  model steps per second of CEM at the PETS cartpole config (population 350, 
      20 particles, TS-inf, 5-member 4 x 200 SiLU ensemble, untrained): ours against mbrl-lib's
      TrajectoryOptimizerAgent + ModelEnv (goal >= 1.15), and against the matmul roofline of the same layer
      shapes (goal >= 0.9). Rounds alternate ours, peer and roofline; ours and the peer's medians are compared,
-     and our best round with the roofline's best.
+     and our best round with the roofline's best. Also printed: the ensemble's forward alone at a plan's shape
+     against the same roofline (the plan's sampling, particle routing and rewards are the difference).
 P1b  closed-loop return on the cartpole swing-up with the true dynamics: mbrl-lib's CEM at the config above
      (one particle: the dynamics are deterministic) against ours with at most 1/5 of its model evaluations
      per action (iCEM, PDDM-MPPI, warm-started CEM with a small population); same start states.
@@ -59,7 +60,9 @@ def p1a_throughput(rounds: int, actions: int, threads: int) -> bool:
     flops_per_step = sum(2 * fan_in * fan_out for fan_in, fan_out in PETS_LAYERS)
     rows = params["population"] * PETS_CARTPOLE["particles"]
     mpc.act(state)  # warm-up
-    ours, peer, roofline = [], [], []
+    rows_per_member = rows // model.ensemble_size
+    member_inputs = torch.randn(model.ensemble_size, rows_per_member, PETS_LAYERS[0][0])
+    ours, peer, roofline, network = [], [], [], []
     for _ in tqdm(range(rounds), desc="P1a rounds", unit="round"):
         times = []
         for _ in range(actions):
@@ -70,6 +73,7 @@ def p1a_throughput(rounds: int, actions: int, threads: int) -> bool:
         result = run_peer(PEER_SCRIPT, "throughput", "--actions", str(actions), threads=threads)
         peer.append(result["model_steps_per_action"] / result["seconds_per_action"])
         roofline.append(mlp_matmul_roofline(PETS_LAYERS, rows, backward=False) / flops_per_step)
+        network.append(forward_rate(model, member_inputs))
     # Against the roofline, best round against best round: on a host whose other work slows some rounds (the
     # roofline's samples have spread by 1.6x on one machine), a median would set a disturbed sample against an
     # undisturbed one.
@@ -81,10 +85,24 @@ def p1a_throughput(rounds: int, actions: int, threads: int) -> bool:
           f"({ours_best * flops_per_step / 1e9:.1f}), roofline {roof_rate:.4g} "
           f"({roof_rate * flops_per_step / 1e9:.1f}); per round ours/peer "
           f"{[round(o / p, 2) for o, p in zip(ours, peer, strict=True)]}")
+    print(f"  the ensemble's forward alone at a plan's shape ({model.ensemble_size} x {rows_per_member} rows), best "
+          f"round: {max(network):.4g} steps/s, {max(network) / roof_rate:.3f} of the roofline; a plan's other work "
+          f"(sampling, particle routing, rewards) is the rest")
     against_peer = report("P1a model steps/s vs mbrl-lib", ours_rate, peer_rate, 1.15, "mbrl-lib", " steps/s")
     against_roof = report("P1a model steps/s vs matmul roofline (best rounds)", ours_best, roof_rate, 0.9,
                           "roofline", " steps/s")
     return against_peer and against_roof
+
+
+def forward_rate(model: ProbabilisticEnsemble, inputs: torch.Tensor, repeats: int = 20) -> float:
+    """Model steps per second of the ensemble's network alone on ``inputs`` (E, rows, in), as a plan runs it
+    (no autograd): the part of P1a's figure that the matmul roofline bounds directly."""
+    with torch.no_grad():
+        model.network(inputs)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            model.network(inputs)
+        return repeats * inputs.shape[0] * inputs.shape[1] / (time.perf_counter() - start)
 
 
 def p1b_swing_up(episodes: int, steps: int, threads: int) -> bool:
