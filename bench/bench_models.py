@@ -102,15 +102,18 @@ def batched_matmul_bound(shapes: list[tuple[int, int]], repeats: int = 20) -> fl
 
 def non_matmul_seconds(model: ProbabilisticEnsemble, repeats: int = 50) -> float:
     """Seconds a training step of ``model`` at batch BATCH spends outside its matmuls, at the least: each layer's
-    bias add and bias gradient, each hidden layer's SiLU forward and backward, and one fused Adam step over a
-    copy of its parameters, timed apart from the rest (the loss and autograd's own work are not counted)."""
+    bias add and bias gradient, each hidden layer's SiLU forward and backward, the loss from the network's output
+    and its gradient back to that output (the model's own ``training_loss``), and one fused Adam step over a copy
+    of its parameters, each timed apart (the batch's gather and autograd's work on the layers are not counted)."""
     copy = ProbabilisticEnsemble(model.state_dim, model.action_dim, MEMBERS, LAYERS, UNITS, "silu")
     optimizer = torch.optim.Adam(copy.parameters(), lr=1e-4, fused=True)
-    for parameter in copy.parameters():
-        parameter.grad = torch.randn_like(parameter) * 1e-3
+    gradients = {parameter: torch.randn_like(parameter) * 1e-3 for parameter in copy.parameters()}
     widths = [fan_out for _, fan_out in layer_shapes(model.state_dim, model.action_dim)]
     outputs = [torch.randn(MEMBERS, BATCH, width) for width in widths]
-    biases = [torch.randn(MEMBERS, 1, width) for width in widths]
+    biases = [torch.randn(MEMBERS, 1, width) * 1e-4 for width in widths]  # added again at every call: stays small
+    network_output = outputs[-1].clone().requires_grad_()
+    targets = torch.randn(MEMBERS, BATCH, model.state_dim)
+    copy.network = torch.nn.Identity()  # training_loss from the network's output on: the loss's own work
 
     def one_step() -> None:
         for index, (output, bias) in enumerate(zip(outputs, biases, strict=True)):
@@ -118,6 +121,10 @@ def non_matmul_seconds(model: ProbabilisticEnsemble, repeats: int = 50) -> float
             output.sum(dim=1, keepdim=True)
             if index < len(widths) - 1:
                 torch.ops.aten.silu_backward(output, functional.silu(output))
+        copy.training_loss(network_output, targets).backward()
+        network_output.grad = None
+        for parameter, gradient in gradients.items():
+            parameter.grad = gradient
         optimizer.step()
 
     one_step()
@@ -217,7 +224,8 @@ def measure_throughput(first: TransitionBatch, data_path: Path, epochs: int, rep
           f"in a step, would read {bmm_bound / roofline:.3f} against the roofline)", flush=True)
     matmul_seconds, rest_seconds = BATCH * flops_per_transition(shapes) / roofline, min(rest)
     print(f"     (a step's work outside the matmuls, at the least: {rest_seconds * 1e3:.2f} ms (bias adds and "
-          f"gradients, SiLU forward and backward, the fused Adam step; best of {len(rest)}), against "
+          f"gradients, SiLU forward and backward, the loss and its gradient, the fused Adam step; best of "
+          f"{len(rest)}), against "
           f"{matmul_seconds * 1e3:.2f} ms of matmuls at the roofline: with every matmul at the roofline a step "
           f"would read at most {matmul_seconds / (matmul_seconds + rest_seconds):.3f})", flush=True)
     return ok
