@@ -34,7 +34,7 @@ import torch
 from torch.nn import functional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import mlp_matmul_roofline, report, run_peer, set_threads
+from common import mlp_matmul_roofline, report, run_peer, seconds_per_call, set_threads
 
 from mbrl_ros.data import ReplayBuffer, TransitionBatch
 from mbrl_ros.models import ModelTrainer, ProbabilisticEnsemble, TrainerConfig
@@ -93,11 +93,7 @@ def batched_matmul_bound(shapes: list[tuple[int, int]], repeats: int = 20) -> fl
             torch.bmm(g, w.transpose(1, 2))
             torch.bmm(x.transpose(1, 2), g)
 
-    one_pass()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        one_pass()
-    return BATCH * flops_per_transition(shapes) * repeats / (time.perf_counter() - start)
+    return BATCH * flops_per_transition(shapes) / seconds_per_call(one_pass, repeats)
 
 
 def non_matmul_seconds(model: ProbabilisticEnsemble, repeats: int = 50) -> float:
@@ -121,17 +117,13 @@ def non_matmul_seconds(model: ProbabilisticEnsemble, repeats: int = 50) -> float
             output.sum(dim=1, keepdim=True)
             if index < len(widths) - 1:
                 torch.ops.aten.silu_backward(output, functional.silu(output))
-        copy.training_loss(network_output, targets).backward()
+        copy.training_loss(network_output, targets).backward(inputs=[network_output])
         network_output.grad = None
         for parameter, gradient in gradients.items():
             parameter.grad = gradient
         optimizer.step()
 
-    one_step()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        one_step()
-    return (time.perf_counter() - start) / repeats
+    return seconds_per_call(one_step, repeats)
 
 
 def our_throughput(trainer: ModelTrainer, data: TransitionBatch) -> float:

@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import mlp_matmul_roofline, report, run_peer, set_threads
+from common import mlp_matmul_roofline, report, run_peer, seconds_per_call, set_threads
 
 from mbrl_ros.models import ProbabilisticEnsemble
 from mbrl_ros.planning import MPC
@@ -98,11 +98,7 @@ def forward_rate(model: ProbabilisticEnsemble, inputs: torch.Tensor, repeats: in
     """Model steps per second of the ensemble's network alone on ``inputs`` (E, rows, in), as a plan runs it
     (no autograd): the part of P1a's figure that the matmul roofline bounds directly."""
     with torch.no_grad():
-        model.network(inputs)
-        start = time.perf_counter()
-        for _ in range(repeats):
-            model.network(inputs)
-        return repeats * inputs.shape[0] * inputs.shape[1] / (time.perf_counter() - start)
+        return inputs.shape[0] * inputs.shape[1] / seconds_per_call(lambda: model.network(inputs), repeats)
 
 
 def p1b_swing_up(episodes: int, steps: int, threads: int) -> bool:

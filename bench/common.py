@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -35,6 +35,15 @@ def run_peer(script: Path, *args: str, threads: int, timeout: float = 3600) -> d
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def seconds_per_call(call: Callable[[], object], repeats: int) -> float:
+    """Mean wall time (s) of ``repeats`` calls of ``call``, after one call not counted (warm-up)."""
+    call()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        call()
+    return (time.perf_counter() - start) / repeats
+
+
 def mlp_matmul_roofline(layer_shapes: Sequence[tuple[int, int]], rows: int, backward: bool, repeats: int = 20) -> float:
     """FLOP/s that plain batched matmuls reach on an MLP's layer shapes, here and now.
 
@@ -57,11 +66,7 @@ def mlp_matmul_roofline(layer_shapes: Sequence[tuple[int, int]], rows: int, back
                 torch.mm(g, w.T)
                 torch.mm(x.T, g)
 
-    one_pass()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        one_pass()
-    return flops_per_pass * repeats / (time.perf_counter() - start)
+    return flops_per_pass / seconds_per_call(one_pass, repeats)
 
 
 def report(label: str, ours: float, reference: float, goal: float, reference_name: str, unit: str = "") -> bool:
